@@ -1,0 +1,134 @@
+"""The ColBERT knobs, in one frozen and validated configuration.
+
+Defaults follow Stanford ColBERT (colbert-ai) and fastembed; see the README's "ColBERT
+semantics" section. A model's own files (and the registry of known models) supply values,
+and keyword overrides given to :meth:`colbert_plugins.ColBERT.from_pretrained` win over both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidArgumentError, InvalidArgumentTypeError
+
+__all__ = ["DEFAULT_SKIPLIST", "ColBERTConfig"]
+
+#: Characters whose (first) token id is dropped from document vectors, as in colbert-ai.
+DEFAULT_SKIPLIST: tuple[str, ...] = tuple(string.punctuation)
+
+#: Smallest sequence that holds ``[CLS] marker [SEP]``.
+_MIN_LENGTH = 3
+
+
+@dataclass(frozen=True)
+class ColBERTConfig:
+    """Every knob that changes what a ColBERT model computes.
+
+    Lengths count every token the encoder sees, including ``[CLS]``, the marker and ``[SEP]``.
+
+    Attributes:
+        query_length: queries shorter than this are padded with the mask token up to it
+            (query augmentation); the padded positions' vectors are kept.
+        document_length: documents are truncated to this many tokens.
+        max_length: the encoder's maximum sequence length (position embeddings); no input
+            is ever longer.
+        query_marker: the ``[Q]`` marker inserted right after ``[CLS]``, as a token id or a
+            token string of the vocabulary.
+        document_marker: the ``[D]`` marker, likewise.
+        mask_token: the token that pads queries (id or string).
+        pad_token: the token that pads batches (id or string).
+        attend_to_mask_tokens: attention mask value of the query padding tokens
+            (``False``: colbert-ai and fastembed; ``True``: Jina ColBERT).
+        truncate_queries: cut queries longer than ``query_length`` (colbert-ai) instead of
+            keeping all their tokens (fastembed, the default).
+        skiplist: strings whose first token id is dropped from document vectors
+            (punctuation by default); queries keep every vector.
+        normalize_scores: divide MaxSim by the number of query vectors, giving scores in
+            [-1, 1] that are comparable across queries.
+
+    >>> ColBERTConfig().query_length
+    32
+    >>> ColBERTConfig(query_length=0)
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.errors.InvalidArgumentError: query_length must be an integer >= 3 \
+(room for [CLS], the marker and [SEP]), got 0
+    """
+
+    query_length: int = 32
+    document_length: int = 512
+    max_length: int = 512
+    query_marker: int | str = 1
+    document_marker: int | str = 2
+    mask_token: int | str = "[MASK]"
+    pad_token: int | str = "[PAD]"
+    attend_to_mask_tokens: bool = False
+    truncate_queries: bool = False
+    skiplist: tuple[str, ...] = field(default=DEFAULT_SKIPLIST)
+    normalize_scores: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("query_length", "document_length", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_LENGTH:
+                raise InvalidArgumentError(
+                    f"{name} must be an integer >= {_MIN_LENGTH} (room for [CLS], the marker "
+                    f"and [SEP]), got {value!r}"
+                )
+        for name in ("query_length", "document_length"):
+            if getattr(self, name) > self.max_length:
+                raise InvalidArgumentError(
+                    f"{name}={getattr(self, name)} exceeds the model's max_length="
+                    f"{self.max_length}; choose {name} <= {self.max_length}"
+                )
+        for name in ("query_marker", "document_marker", "mask_token", "pad_token"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidArgumentTypeError(
+                    f"{name} must be a token id (int) or a token string, got "
+                    f"{type(value).__name__}"
+                )
+            if isinstance(value, int) and value < 0 or isinstance(value, str) and not value:
+                raise InvalidArgumentError(f"{name} must be a non-negative id or a non-empty token")
+        for name in ("attend_to_mask_tokens", "truncate_queries", "normalize_scores"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentTypeError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
+        skiplist = self.skiplist
+        if isinstance(skiplist, str) or not all(isinstance(s, str) for s in skiplist):
+            raise InvalidArgumentTypeError(
+                "skiplist must be a sequence of strings (e.g. list(string.punctuation)), got "
+                f"{skiplist!r}"
+            )
+        object.__setattr__(self, "skiplist", tuple(skiplist))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of the fields, i.e. the overrides ``from_pretrained`` accepts."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: Any) -> ColBERTConfig:
+        """A copy with some fields changed (validated again); unknown names raise TypeError."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise InvalidArgumentTypeError(
+                f"unknown ColBERTConfig field(s) {', '.join(unknown)}; valid fields are "
+                f"{', '.join(self.field_names())}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ColBERTConfig:
+        """Build from a mapping of field names (as written by :meth:`to_dict`)."""
+        return cls().replace(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON-serializable values."""
+        values = dataclasses.asdict(self)
+        values["skiplist"] = list(self.skiplist)
+        return values

@@ -1,0 +1,55 @@
+"""Exception types raised by colbert-plugins.
+
+Every error the library raises on purpose derives from :class:`ColBERTError`, so callers can
+catch one type. Argument errors also derive from the builtin they refine (``TypeError`` or
+``ValueError``), so code written against the usual Python conventions keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ColBERTError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "MissingDependencyError",
+    "ModelFilesError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelOutputError",
+]
+
+
+class ColBERTError(Exception):
+    """Base class of every error raised by colbert-plugins."""
+
+
+class InvalidArgumentError(ColBERTError, ValueError):
+    """An argument has the right type but an invalid value (e.g. ``top_n=-1``)."""
+
+
+class InvalidArgumentTypeError(ColBERTError, TypeError):
+    """An argument has the wrong type (e.g. ``None`` in a list of texts)."""
+
+
+class ModelNotFoundError(ColBERTError):
+    """The model could not be found: not a local directory, and not in the Hugging Face cache
+    or not reachable on the hub."""
+
+
+class ModelFilesError(ColBERTError):
+    """The model was found but a file it needs is missing or unreadable (ONNX graph, tokenizer,
+    configuration)."""
+
+
+class ModelLoadError(ColBERTError):
+    """The model files exist but do not make a usable ColBERT model (corrupt graph, markers
+    missing from the vocabulary, ...)."""
+
+
+class ModelOutputError(ColBERTError):
+    """The ONNX graph produced something that is not ``[batch, sequence, dim]`` token vectors,
+    or produced non-finite values."""
+
+
+class MissingDependencyError(ColBERTError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

@@ -1,0 +1,318 @@
+"""Finding a model's files: a local directory, or a Hugging Face repo id via ``huggingface_hub``.
+
+Only the files a ColBERT ONNX model needs are fetched: the tokenizer and configuration files,
+the ONNX graph and its external-data file. ``HF_HUB_OFFLINE=1`` and the local cache are
+honoured by ``huggingface_hub`` itself; nothing here touches the network when the files are
+cached and offline mode is on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ColBERTConfig
+from .errors import InvalidArgumentTypeError, ModelFilesError, ModelNotFoundError
+from .registry import KnownModel, known_model
+
+__all__ = ["ModelFiles", "infer_config", "resolve_model_files"]
+
+logger = logging.getLogger(__name__)
+
+#: Where an ONNX graph is looked for, in order, when neither model_file nor the registry says.
+ONNX_CANDIDATES = ("model.onnx", "onnx/model.onnx", "vespa_colbert.onnx")
+#: Optional JSON files read for configuration.
+CONFIG_FILES = (
+    "config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "config_sentence_transformers.json",
+)
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The resolved files of one model."""
+
+    name: str
+    directory: Path
+    onnx_path: Path
+    tokenizer_path: Path
+    json_files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    known: KnownModel | None = None
+    revision: str | None = None
+
+    def json(self, filename: str) -> Mapping[str, Any]:
+        """A parsed optional JSON file ({} when absent)."""
+        return self.json_files.get(filename, {})
+
+
+def resolve_model_files(
+    name_or_path: str | os.PathLike[str],
+    *,
+    model_file: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+) -> ModelFiles:
+    """Locate (and download if needed) the files of a model directory or hub repo."""
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise InvalidArgumentTypeError(
+            f"name_or_path must be a directory path or a Hugging Face repo id, got "
+            f"{type(name_or_path).__name__}"
+        )
+    if model_file is not None and not isinstance(model_file, str):
+        raise InvalidArgumentTypeError("model_file must be a relative path string such as 'model.onnx'")
+    path = Path(name_or_path).expanduser()
+    name = str(name_or_path)
+    if path.is_dir():
+        return _from_directory(path, name, model_file=model_file, known=known_model(name))
+    if path.exists():
+        raise ModelFilesError(
+            f"{path} is a file; pass the directory that holds the model (and model_file="
+            f"{path.name!r} to choose this graph)"
+        )
+    if _looks_like_path(name):
+        raise ModelNotFoundError(
+            f"model directory {path} does not exist. Pass an existing directory holding "
+            "tokenizer.json and an ONNX graph, or a Hugging Face repo id such as "
+            "'answerdotai/answerai-colbert-small-v1'."
+        )
+    return _from_hub(
+        name,
+        model_file=model_file,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or name.count("/") != 1
+        or os.sep != "/" and os.sep in name
+    )
+
+
+def _read_json_files(directory: Path) -> dict[str, Mapping[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    for filename in CONFIG_FILES:
+        path = directory / filename
+        if not path.is_file():
+            continue
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelFilesError(f"{path} is not valid JSON: {exc}") from exc
+        if isinstance(value, dict):
+            found[filename] = value
+    return found
+
+
+def _from_directory(
+    directory: Path, name: str, *, model_file: str | None, known: KnownModel | None
+) -> ModelFiles:
+    if model_file is not None:
+        onnx_path = directory / model_file
+        if not onnx_path.is_file():
+            raise ModelFilesError(f"model_file {model_file!r} not found in {directory}")
+    else:
+        candidates = ([known.model_file] if known else []) + list(ONNX_CANDIDATES)
+        found = [directory / c for c in candidates if (directory / c).is_file()]
+        if not found:
+            found = sorted(directory.glob("*.onnx")) + sorted(directory.glob("onnx/*.onnx"))
+        if not found:
+            raise ModelFilesError(
+                f"no ONNX graph in {directory}: looked for {', '.join(candidates)} and any "
+                "*.onnx. Export the model to ONNX, or pass model_file='path/inside/dir.onnx'."
+            )
+        onnx_path = found[0]
+    tokenizer_path = directory / TOKENIZER_FILE
+    if not tokenizer_path.is_file():
+        raise ModelFilesError(
+            f"no {TOKENIZER_FILE} in {directory}. ColBERT needs the Hugging Face fast-tokenizer "
+            "file; save it with tokenizer.save_pretrained(directory) from the original model."
+        )
+    return ModelFiles(
+        name=name,
+        directory=directory,
+        onnx_path=onnx_path,
+        tokenizer_path=tokenizer_path,
+        json_files=_read_json_files(directory),
+        known=known,
+    )
+
+
+def _from_hub(
+    repo_id: str,
+    *,
+    model_file: str | None,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool | None,
+) -> ModelFiles:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    known = known_model(repo_id)
+    offline = _hub_offline() if local_files_only is None else bool(local_files_only)
+
+    def fetch(filename: str) -> Path | None:
+        try:
+            return Path(
+                hf_hub_download(
+                    repo_id,
+                    filename,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    local_files_only=offline,
+                )
+            )
+        except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+            raise ModelNotFoundError(
+                f"{repo_id!r}{f' at revision {revision!r}' if revision else ''} was not found "
+                f"on the Hugging Face hub ({type(exc).__name__}). Check the repo id and "
+                "revision, or pass a local directory."
+            ) from exc
+        except LocalEntryNotFoundError:
+            return None
+        except EntryNotFoundError:
+            return None
+        except OSError as exc:  # connection errors and HTTP errors derive from OSError
+            raise ModelNotFoundError(
+                f"could not download {filename} of {repo_id!r}: {exc}"
+            ) from exc
+
+    tokenizer = fetch(TOKENIZER_FILE)
+    if tokenizer is None:
+        raise ModelNotFoundError(_not_available(repo_id, revision, cache_dir, offline))
+    candidates = [model_file] if model_file else ([known.model_file] if known else [])
+    candidates += [] if model_file else [c for c in ONNX_CANDIDATES if c not in candidates]
+    onnx_path = None
+    for candidate in candidates:
+        onnx_path = fetch(candidate)
+        if onnx_path is not None:
+            break
+    if onnx_path is None:
+        raise ModelFilesError(
+            f"no ONNX graph found for {repo_id!r}: tried {', '.join(candidates)} (in the cache"
+            f"{'' if offline or _hub_offline() else ' and on the hub'}). Pass model_file= "
+            "with the graph's path inside the repo."
+        )
+    onnx_name = onnx_path.relative_to(tokenizer.parent).as_posix()
+    extras = list(known.additional_files if known and onnx_name == known.model_file else ())
+    extras.append(onnx_name + "_data")
+    for filename in dict.fromkeys([*CONFIG_FILES, *extras]):
+        fetch(filename)
+    return ModelFiles(
+        name=repo_id,
+        directory=tokenizer.parent,
+        onnx_path=onnx_path,
+        tokenizer_path=tokenizer,
+        json_files=_read_json_files(tokenizer.parent),
+        known=known,
+        revision=revision,
+    )
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _not_available(
+    repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None, offline: bool
+) -> str:
+    where = f"cache_dir={cache_dir!s}" if cache_dir else "the default Hugging Face cache"
+    why = (
+        "HF_HUB_OFFLINE is set"
+        if _hub_offline()
+        else "local_files_only=True"
+        if offline
+        else "the hub could not be reached"
+    )
+    rev = f" at revision {revision!r}" if revision else ""
+    return (
+        f"model {repo_id!r}{rev} is not in {where} and {why}. Download it once with network "
+        f"access (`colbert-plugins download {repo_id}`), or pass a local model directory."
+    )
+
+
+def infer_config(files: ModelFiles, overrides: Mapping[str, Any]) -> ColBERTConfig:
+    """Combine defaults, the registry, the model's own files and keyword overrides."""
+    values: dict[str, Any] = {}
+    tok_cfg = files.json("tokenizer_config.json")
+    model_cfg = files.json("config.json")
+    max_length = _max_length(tok_cfg, model_cfg)
+    if max_length is not None:
+        values["max_length"] = max_length
+        values["document_length"] = max_length
+    for key, field_name in (("mask_token", "mask_token"), ("pad_token", "pad_token")):
+        token = _token_text(tok_cfg.get(key)) or _token_text(
+            files.json("special_tokens_map.json").get(key)
+        )
+        if token:
+            values[field_name] = token
+    values.update(_pylate_config(files.json("config_sentence_transformers.json")))
+    if files.known is not None:
+        values.update(files.known.config)
+    values.update(overrides)
+    limit = values.get("max_length", ColBERTConfig.max_length)
+    for name in ("query_length", "document_length"):
+        # Lengths read from model files never exceed what the encoder accepts; an explicit
+        # override that does is reported by ColBERTConfig's validation.
+        if name not in overrides and isinstance(values.get(name), int):
+            values[name] = min(values[name], limit)
+    return ColBERTConfig().replace(**values)
+
+
+def _max_length(tok_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any]) -> int | None:
+    lengths = [
+        v
+        for v in (tok_cfg.get("model_max_length"), model_cfg.get("max_position_embeddings"))
+        if isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= 1_000_000
+    ]
+    # RoBERTa-style models reserve two positions for the padding offset.
+    if model_cfg.get("model_type") in {"roberta", "xlm-roberta"} and model_cfg.get(
+        "max_position_embeddings"
+    ) in lengths:
+        lengths.remove(model_cfg["max_position_embeddings"])
+        lengths.append(model_cfg["max_position_embeddings"] - 2)
+    return min(lengths) if lengths else None
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return str(value["content"])
+    return None
+
+
+def _pylate_config(st_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from a PyLate ``config_sentence_transformers.json``."""
+    values: dict[str, Any] = {}
+    for key, field_name in (("query_prefix", "query_marker"), ("document_prefix", "document_marker")):
+        prefix = st_cfg.get(key)
+        if isinstance(prefix, str) and prefix.strip():
+            values[field_name] = prefix.strip()
+    for key, field_name in (("query_length", "query_length"), ("document_length", "document_length")):
+        if isinstance(st_cfg.get(key), int):
+            values[field_name] = st_cfg[key]
+    if isinstance(st_cfg.get("attend_to_expansion_tokens"), bool):
+        values["attend_to_mask_tokens"] = st_cfg["attend_to_expansion_tokens"]
+    words = st_cfg.get("skiplist_words")
+    if isinstance(words, list) and all(isinstance(w, str) for w in words):
+        values["skiplist"] = tuple(words)
+    return values

@@ -1,0 +1,325 @@
+"""The :class:`ColBERT` facade: load a model, encode queries and documents, score, rerank.
+
+The facade has a tokenizer (:class:`.ColBERTTokenizer`), an encoder (:class:`.OnnxEncoder`)
+and uses the MaxSim functions of :mod:`.scoring`; it holds no other state than an optional
+document-embedding cache, so one instance may be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import ColBERTConfig
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
+from .hub import ModelFiles, infer_config, resolve_model_files
+from .onnx_encoder import OnnxEncoder
+from .scoring import l2_normalize, maxsim_scores
+from .tokenization import ColBERTTokenizer
+
+__all__ = ["ColBERT", "RerankResult"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
+
+#: Default cap on padded tokens (batch x length) per encoder call: bounds the attention
+#: matrices' memory whatever the number or length of the documents.
+DEFAULT_MAX_BATCH_TOKENS = 8192
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One reranked document: its position in the input, its MaxSim score and its text."""
+
+    index: int
+    score: float
+    document: str
+
+
+class ColBERT:
+    """A ColBERT late-interaction model running on ONNX Runtime.
+
+    Build one with :meth:`from_pretrained`. Encoding returns one float32 ``[n_tokens, dim]``
+    array per text, every row of unit L2 norm.
+    """
+
+    def __init__(
+        self,
+        tokenizer: ColBERTTokenizer,
+        encoder: OnnxEncoder,
+        *,
+        name: str = "colbert",
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        files: ModelFiles | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.name = name
+        self.files = files
+        self.max_batch_tokens = _positive_int(max_batch_tokens, "max_batch_tokens")
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        model_file: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        threads: int | None = None,
+        providers: Sequence[Any] | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        **overrides: Any,
+    ) -> ColBERT:
+        """Load a ColBERT ONNX model from a local directory or a Hugging Face repo id.
+
+        Args:
+            name_or_path: a directory holding ``tokenizer.json`` and an ONNX graph, or a
+                Hugging Face repo id (e.g. ``"answerdotai/answerai-colbert-small-v1"``).
+            model_file: the graph's path inside the directory or repo, when not the default.
+            revision: a hub branch, tag or commit to pin.
+            cache_dir: the Hugging Face cache directory (default: the hub's own default).
+            local_files_only: only use cached files; ``None`` follows ``HF_HUB_OFFLINE``.
+            threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
+            providers: ONNX Runtime execution providers, passed through.
+            max_batch_tokens: cap on padded tokens per encoder call (bounds memory).
+            **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
+        """
+        unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))
+        if unknown:
+            raise InvalidArgumentTypeError(
+                f"from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                f"ColBERT settings are: {', '.join(ColBERTConfig.field_names())}"
+            )
+        files = resolve_model_files(
+            name_or_path,
+            model_file=model_file,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        config = infer_config(files, overrides)
+        tokenizer = ColBERTTokenizer.from_file(files.tokenizer_path, config)
+        encoder = OnnxEncoder(files.onnx_path, threads=threads, providers=providers)
+        logger.info("loaded ColBERT model %s from %s", files.name, files.onnx_path)
+        return cls(
+            tokenizer, encoder, name=files.name, max_batch_tokens=max_batch_tokens, files=files
+        )
+
+    @property
+    def config(self) -> ColBERTConfig:
+        """The ColBERT settings in force (frozen)."""
+        return self.tokenizer.config
+
+    @property
+    def dim(self) -> int:
+        """Size of each token vector."""
+        if self.encoder.dim is None:  # graph with a symbolic output size: run it once
+            self.encode_queries([""])
+        assert self.encoder.dim is not None
+        return self.encoder.dim
+
+    def __repr__(self) -> str:
+        return f"ColBERT(name={self.name!r}, dim={self.encoder.dim}, config={self.config})"
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[FloatArray]:
+        """Encode queries: one ``[max(query_length, n_tokens), dim]`` array per query.
+
+        Queries are padded with the mask token up to ``query_length`` and every vector is
+        kept, including those of the padding (query augmentation).
+        """
+        texts = _check_texts(texts, "texts")
+        batch_size = _positive_int(batch_size, "batch_size")
+        results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for batch in _chunks(order, batch_size):
+            tokens = self.tokenizer.tokenize_queries([texts[i] for i in batch])
+            vectors = l2_normalize(self._run(tokens.input_ids, tokens.attention_mask))
+            for row, i in enumerate(batch):
+                results[i] = vectors[row, : tokens.lengths[row]].copy()
+        return results
+
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False
+    ) -> list[FloatArray]:
+        """Encode documents: one ``[n_kept_tokens, dim]`` array per document, in input order.
+
+        Documents are truncated to ``document_length`` tokens, batched by similar token
+        length, and the vectors of padding and skiplist (punctuation) tokens are dropped.
+        """
+        texts = _check_texts(texts, "texts")
+        batch_size = _positive_int(batch_size, "batch_size")
+        ids = self.tokenizer.tokenize_documents(texts)
+        results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
+        batches = list(self._length_batches([len(row) for row in ids], batch_size))
+        for batch in _progress(batches, show_progress, total_items=len(texts)):
+            input_ids, attention = _pad([ids[i] for i in batch], self.tokenizer.ids.pad)
+            vectors = l2_normalize(self._run(input_ids, attention))
+            keep = self.tokenizer.document_keep_mask(input_ids, attention)
+            for row, i in enumerate(batch):
+                results[i] = vectors[row][keep[row]]
+        return results
+
+    def _length_batches(self, lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+        """Indices grouped by similar length, each group within the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        batch: list[int] = []
+        for i in order:
+            # Sorted longest first, so the batch's padded width is its first member's length.
+            width = lengths[batch[0]] if batch else lengths[i]
+            if batch and (len(batch) >= batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _run(self, input_ids: IdArray, attention_mask: IdArray) -> FloatArray:
+        output = self.encoder(input_ids, attention_mask)
+        if not np.isfinite(output).all():
+            raise ModelOutputError(
+                f"the ONNX graph {self.encoder.path.name} produced NaN or infinite vectors; "
+                "the model file is likely corrupt or was exported incorrectly"
+            )
+        return output
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def score(self, query: str, documents: Sequence[str]) -> FloatArray:
+        """MaxSim score of each document for the query, in input order (float32 array).
+
+        With ``normalize_scores`` the sum is divided by the number of query vectors.
+        """
+        query = _check_text(query, "query")
+        documents = _check_texts(documents, "documents")
+        if not documents:
+            return np.zeros(0, dtype=np.float32)
+        query_vectors = self.encode_queries([query])[0]
+        return self.score_vectors(query_vectors, self.encode_documents(documents))
+
+    def score_vectors(self, query: FloatArray, documents: Sequence[FloatArray]) -> FloatArray:
+        """MaxSim of already encoded vectors (honours ``normalize_scores``)."""
+        scores = maxsim_scores(query, documents)
+        if self.config.normalize_scores:
+            scores /= np.float32(max(1, query.shape[0]))
+        return scores
+
+    def rerank(
+        self, query: str, documents: Sequence[str], top_n: int | None = None
+    ) -> list[RerankResult]:
+        """Documents sorted by MaxSim score, best first (ties keep input order).
+
+        Args:
+            query: the query text.
+            documents: candidate texts.
+            top_n: keep only the best ``top_n`` (``None``: all).
+        """
+        top_n = check_top_n(top_n)
+        documents = _check_texts(documents, "documents")
+        scores = self.score(query, documents)
+        return [
+            RerankResult(int(i), float(scores[i]), documents[i])
+            for i in rank_order(scores, top_n)
+        ]
+
+
+def rank_order(scores: FloatArray, top_n: int | None = None) -> list[int]:
+    """Indices sorted by descending score, ties in input order, cut to ``top_n``.
+
+    >>> rank_order(np.array([0.5, 2.0, 0.5, 1.0], dtype=np.float32), top_n=3)
+    [1, 3, 0]
+    """
+    order = np.argsort(-scores, kind="stable")
+    return [int(i) for i in (order if top_n is None else order[:top_n])]
+
+
+def check_top_n(top_n: int | None, name: str = "top_n") -> int | None:
+    """Validate a ``top_n`` argument: None or a positive integer."""
+    if top_n is None:
+        return None
+    return _positive_int(top_n, name)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _check_text(text: Any, name: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidArgumentTypeError(f"{name} must be a str, got {type(text).__name__}")
+    return text
+
+
+def _check_texts(texts: Any, name: str) -> list[str]:
+    """A new list of the texts; raises TypeError naming the argument and the bad item."""
+    if isinstance(texts, str | bytes):
+        raise InvalidArgumentTypeError(
+            f"{name} must be a list of strings, not a single {type(texts).__name__}; "
+            f"wrap it in a list: [{name[:-1] if name.endswith('s') else name}]"
+        )
+    if not isinstance(texts, Iterable):
+        raise InvalidArgumentTypeError(
+            f"{name} must be a list of strings, got {type(texts).__name__}"
+        )
+    items = list(texts)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidArgumentTypeError(
+                f"{name}[{i}] must be a str, got {type(item).__name__}"
+            )
+    return items
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:
+    width = max(len(r) for r in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        attention[i, : len(row)] = 1
+    return input_ids, attention
+
+
+def _progress(
+    batches: list[list[int]], show: bool, *, total_items: int
+) -> Iterator[list[int]]:
+    if not show:
+        yield from batches
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with huggingface_hub
+        tqdm = None
+    if tqdm is None:
+        done = 0
+        for batch in batches:
+            yield batch
+            done += len(batch)
+            logger.info("encoded %d/%d documents", done, total_items)
+        return
+    with tqdm(total=total_items, unit="doc", desc="Encoding documents") as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))

@@ -1,0 +1,102 @@
+"""ONNX Runtime execution: one session, created once, fed exactly what the graph declares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InvalidArgumentError, ModelLoadError, ModelOutputError
+
+__all__ = ["OnnxEncoder"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
+
+_KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxEncoder:
+    """Runs a BERT-style token encoder graph: ``[batch, seq]`` ids -> ``[batch, seq, dim]``.
+
+    ``token_type_ids`` is fed (zeros) only when the graph declares it. The session is created
+    once; ONNX Runtime sessions may be run from several threads at once.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        providers: Sequence[Any] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        chosen = list(providers) if providers is not None else ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelLoadError(
+                f"ONNX Runtime could not load {self.path}: {exc}. Check that the file is a "
+                "complete ONNX graph (re-download it if it may be truncated) and that its "
+                "external-data file, if any, lies next to it."
+            ) from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        missing = [n for n in ("input_ids", "attention_mask") if n not in self.input_names]
+        unknown = [n for n in self.input_names if n not in _KNOWN_INPUTS]
+        if missing or unknown:
+            raise ModelLoadError(
+                f"{self.path.name} declares inputs {self.input_names}; a ColBERT encoder needs "
+                f"input_ids and attention_mask (and optionally token_type_ids)"
+            )
+        output = self.session.get_outputs()[0]
+        self.output_name = output.name
+        shape = list(output.shape) if output.shape is not None else []
+        if shape and len(shape) != 3:
+            raise ModelOutputError(
+                f"{self.path.name}'s first output {output.name!r} has shape {shape}; ColBERT "
+                "needs per-token vectors [batch, sequence, dim]. Export the graph without "
+                "pooling, or pass model_file= to pick the right graph."
+            )
+        self.dim: int | None = shape[2] if len(shape) == 3 and isinstance(shape[2], int) else None
+        self.providers = self.session.get_providers()
+        logger.debug("loaded %s (inputs %s, dim %s)", self.path, self.input_names, self.dim)
+
+    @property
+    def uses_token_type_ids(self) -> bool:
+        return "token_type_ids" in self.input_names
+
+    def __call__(self, input_ids: IdArray, attention_mask: IdArray) -> FloatArray:
+        """Token vectors ``[batch, seq, dim]`` (float32, as the graph computes them)."""
+        feed: dict[str, IdArray] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.uses_token_type_ids:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        try:
+            output = self.session.run([self.output_name], feed)[0]
+        except Exception as exc:
+            raise ModelOutputError(
+                f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}"
+            ) from exc
+        output = np.asarray(output)
+        if output.ndim != 3 or output.shape[:2] != input_ids.shape:
+            raise ModelOutputError(
+                f"{self.path.name} returned shape {output.shape} for inputs of shape "
+                f"{input_ids.shape}; ColBERT needs [batch, sequence, dim] token vectors"
+            )
+        if self.dim is None:
+            self.dim = int(output.shape[2])
+        return output.astype(np.float32, copy=False)
