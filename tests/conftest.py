@@ -15,9 +15,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from tiny_model import build_model_dir  # noqa: E402
-
-from colbert_plugins import ColBERT  # noqa: E402
+from colbert_plugins import ColBERT
+from tiny_model import build_model_dir
 
 TEST_MODEL_ENV = "COLBERT_PLUGINS_TEST_MODEL"
 

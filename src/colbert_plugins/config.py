@@ -33,7 +33,7 @@ class ColBERTConfig:
     Attributes:
         query_length: queries shorter than this are padded with the mask token up to it
             (query augmentation); the padded positions' vectors are kept.
-        document_length: documents are truncated to this many tokens.
+        document_length: documents are truncated to this many tokens (default: max_length).
         max_length: the encoder's maximum sequence length (position embeddings); no input
             is ever longer.
         query_marker: the ``[Q]`` marker inserted right after ``[CLS]``, as a token id or a
@@ -60,7 +60,7 @@ class ColBERTConfig:
     """
 
     query_length: int = 32
-    document_length: int = 512
+    document_length: int = None  # type: ignore[assignment]  # None: max_length
     max_length: int = 512
     query_marker: int | str = 1
     document_marker: int | str = 2
@@ -72,6 +72,8 @@ class ColBERTConfig:
     normalize_scores: bool = False
 
     def __post_init__(self) -> None:
+        if self.document_length is None:
+            object.__setattr__(self, "document_length", self.max_length)
         for name in ("query_length", "document_length", "max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_LENGTH:
@@ -89,10 +91,9 @@ class ColBERTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise InvalidArgumentTypeError(
-                    f"{name} must be a token id (int) or a token string, got "
-                    f"{type(value).__name__}"
+                    f"{name} must be a token id (int) or a token string, got {type(value).__name__}"
                 )
-            if isinstance(value, int) and value < 0 or isinstance(value, str) and not value:
+            if (isinstance(value, int) and value < 0) or (isinstance(value, str) and not value):
                 raise InvalidArgumentError(f"{name} must be a non-negative id or a non-empty token")
         for name in ("attend_to_mask_tokens", "truncate_queries", "normalize_scores"):
             if not isinstance(getattr(self, name), bool):

@@ -68,7 +68,9 @@ def resolve_model_files(
             f"{type(name_or_path).__name__}"
         )
     if model_file is not None and not isinstance(model_file, str):
-        raise InvalidArgumentTypeError("model_file must be a relative path string such as 'model.onnx'")
+        raise InvalidArgumentTypeError(
+            "model_file must be a relative path string such as 'model.onnx'"
+        )
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
     if path.is_dir():
@@ -97,7 +99,8 @@ def _looks_like_path(name: str) -> bool:
     return (
         name.startswith((".", "/", "~", "\\"))
         or name.count("/") != 1
-        or os.sep != "/" and os.sep in name
+        or (os.sep != "/"
+        and os.sep in name)
     )
 
 
@@ -159,7 +162,7 @@ def _from_hub(
     local_files_only: bool | None,
 ) -> ModelFiles:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import (
+    from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
@@ -176,7 +179,7 @@ def _from_hub(
                     repo_id,
                     filename,
                     revision=revision,
-                    cache_dir=cache_dir,
+                    cache_dir=None if cache_dir is None else Path(cache_dir),
                     local_files_only=offline,
                 )
             )
@@ -284,9 +287,10 @@ def _max_length(tok_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any]) -> int
         if isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= 1_000_000
     ]
     # RoBERTa-style models reserve two positions for the padding offset.
-    if model_cfg.get("model_type") in {"roberta", "xlm-roberta"} and model_cfg.get(
-        "max_position_embeddings"
-    ) in lengths:
+    if (
+        model_cfg.get("model_type") in {"roberta", "xlm-roberta"}
+        and model_cfg.get("max_position_embeddings") in lengths
+    ):
         lengths.remove(model_cfg["max_position_embeddings"])
         lengths.append(model_cfg["max_position_embeddings"] - 2)
     return min(lengths) if lengths else None
@@ -303,11 +307,17 @@ def _token_text(value: Any) -> str | None:
 def _pylate_config(st_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Settings from a PyLate ``config_sentence_transformers.json``."""
     values: dict[str, Any] = {}
-    for key, field_name in (("query_prefix", "query_marker"), ("document_prefix", "document_marker")):
+    for key, field_name in (
+        ("query_prefix", "query_marker"),
+        ("document_prefix", "document_marker"),
+    ):
         prefix = st_cfg.get(key)
         if isinstance(prefix, str) and prefix.strip():
             values[field_name] = prefix.strip()
-    for key, field_name in (("query_length", "query_length"), ("document_length", "document_length")):
+    for key, field_name in (
+        ("query_length", "query_length"),
+        ("document_length", "document_length"),
+    ):
         if isinstance(st_cfg.get(key), int):
             values[field_name] = st_cfg[key]
     if isinstance(st_cfg.get("attend_to_expansion_tokens"), bool):

@@ -180,7 +180,9 @@ class ColBERT:
         for i in order:
             # Sorted longest first, so the batch's padded width is its first member's length.
             width = lengths[batch[0]] if batch else lengths[i]
-            if batch and (len(batch) >= batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
+            if batch and (
+                len(batch) >= batch_size or (len(batch) + 1) * width > self.max_batch_tokens
+            ):
                 yield batch
                 batch = []
             batch.append(i)
@@ -231,8 +233,7 @@ class ColBERT:
         documents = _check_texts(documents, "documents")
         scores = self.score(query, documents)
         return [
-            RerankResult(int(i), float(scores[i]), documents[i])
-            for i in rank_order(scores, top_n)
+            RerankResult(int(i), float(scores[i]), documents[i]) for i in rank_order(scores, top_n)
         ]
 
 
@@ -281,9 +282,7 @@ def _check_texts(texts: Any, name: str) -> list[str]:
     items = list(texts)
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise InvalidArgumentTypeError(
-                f"{name}[{i}] must be a str, got {type(item).__name__}"
-            )
+            raise InvalidArgumentTypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
     return items
 
 
@@ -302,9 +301,7 @@ def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:
     return input_ids, attention
 
 
-def _progress(
-    batches: list[list[int]], show: bool, *, total_items: int
-) -> Iterator[list[int]]:
+def _progress(batches: list[list[int]], show: bool, *, total_items: int) -> Iterator[list[int]]:
     if not show:
         yield from batches
         return

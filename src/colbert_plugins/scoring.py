@@ -27,7 +27,8 @@ def l2_normalize(vectors: FloatArray, eps: float = 1e-12) -> FloatArray:
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
     """
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    normalized: FloatArray = (vectors / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    return normalized
 
 
 def maxsim(query: FloatArray, document: FloatArray) -> float:
@@ -76,7 +77,8 @@ def maxsim_padded(
     """
     sims = np.einsum("qd,bnd->bqn", query, documents, optimize=True)
     sims = np.where(mask[:, None, :], sims, np.float32(-np.inf))
-    return sims.max(axis=2).sum(axis=1).astype(np.float32)
+    scores: FloatArray = sims.max(axis=2).sum(axis=1).astype(np.float32)
+    return scores
 
 
 def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatArray:
@@ -96,7 +98,9 @@ def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatAr
     start = 0
     while start < len(documents):
         stop, tokens = start, 0
-        while stop < len(documents) and (stop == start or tokens + len(documents[stop]) <= per_block):
+        while stop < len(documents) and (
+            stop == start or tokens + len(documents[stop]) <= per_block
+        ):
             tokens += len(documents[stop])
             stop += 1
         _score_block(query, documents, start, stop, scores)

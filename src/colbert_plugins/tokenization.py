@@ -108,7 +108,9 @@ class ColBERTTokenizer:
     def tokenize_queries(self, texts: Sequence[str]) -> TokenizedQueries:
         """Tokenize queries into one padded batch (see :class:`TokenizedQueries`)."""
         cfg = self.config
-        rows = [self._with_marker(e.ids, self.ids.query_marker) for e in self.query_encodings(texts)]
+        rows = [
+            self._with_marker(e.ids, self.ids.query_marker) for e in self.query_encodings(texts)
+        ]
         lengths = [max(cfg.query_length, len(r)) for r in rows]
         width = max(lengths, default=cfg.query_length)
         input_ids = np.full((len(rows), width), self.ids.pad, dtype=np.int64)
@@ -134,7 +136,9 @@ class ColBERTTokenizer:
             for e in self.document_encodings(texts)
         ]
 
-    def document_keep_mask(self, input_ids: IdArray, attention_mask: IdArray) -> npt.NDArray[np.bool_]:
+    def document_keep_mask(
+        self, input_ids: IdArray, attention_mask: IdArray
+    ) -> npt.NDArray[np.bool_]:
         """Which document positions keep their vector: real tokens not in the skiplist."""
         keep = attention_mask.astype(bool)
         if self._skip.size:
