@@ -99,8 +99,7 @@ def _looks_like_path(name: str) -> bool:
     return (
         name.startswith((".", "/", "~", "\\"))
         or name.count("/") != 1
-        or (os.sep != "/"
-        and os.sep in name)
+        or (os.sep != "/" and os.sep in name)
     )
 
 
