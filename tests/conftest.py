@@ -29,8 +29,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: pathlib.Path) -> ColBERT:
-    """The tiny model loaded with default settings (shared: do not mutate)."""
-    return ColBERT.from_pretrained(tiny_model_dir, query_length=8, threads=1)
+    """The tiny model (query_length 8, no embedding cache; shared: do not mutate)."""
+    return ColBERT.from_pretrained(tiny_model_dir, query_length=8, threads=1, cache=False)
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +47,8 @@ def real_model_dir() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def real_model(real_model_dir: pathlib.Path) -> ColBERT:
-    """The real model loaded once for the session (shared: do not mutate)."""
-    return ColBERT.from_pretrained(real_model_dir, threads=2)
+    """The real model loaded once for the session (no embedding cache; do not mutate)."""
+    return ColBERT.from_pretrained(real_model_dir, threads=2, cache=False)
 
 
 @pytest.fixture

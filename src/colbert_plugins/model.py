@@ -7,6 +7,7 @@ document-embedding cache, so one instance may be shared by many threads.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .cache import EmbeddingCache, text_key
 from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
 from .hub import ModelFiles, infer_config, resolve_model_files
@@ -33,6 +35,8 @@ IdArray = npt.NDArray[np.int64]
 #: Default cap on padded tokens (batch x length) per encoder call: bounds the attention
 #: matrices' memory whatever the number or length of the documents.
 DEFAULT_MAX_BATCH_TOKENS = 8192
+#: Bytes read from each end of the graph file to fingerprint it for the cache key.
+_FINGERPRINT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,15 @@ class ColBERT:
         name: str = "colbert",
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         files: ModelFiles | None = None,
+        cache: EmbeddingCache | bool | None = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.name = name
         self.files = files
         self.max_batch_tokens = _positive_int(max_batch_tokens, "max_batch_tokens")
+        self.cache = _make_cache(cache)
+        self._model_key: str | None = None
 
     # -- construction ------------------------------------------------------------------------
 
@@ -80,6 +87,7 @@ class ColBERT:
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        cache: EmbeddingCache | bool | None = True,
         **overrides: Any,
     ) -> ColBERT:
         """Load a ColBERT ONNX model from a local directory or a Hugging Face repo id.
@@ -94,6 +102,9 @@ class ColBERT:
             threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
             providers: ONNX Runtime execution providers, passed through.
             max_batch_tokens: cap on padded tokens per encoder call (bounds memory).
+            cache: the document-embedding cache: ``True`` (default) for a private in-memory
+                LRU of 256 MiB, an :class:`~colbert_plugins.cache.EmbeddingCache` to share one
+                (optionally persisted to SQLite) between models, ``False``/``None`` for none.
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """
         unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))
@@ -114,7 +125,12 @@ class ColBERT:
         encoder = OnnxEncoder(files.onnx_path, threads=threads, providers=providers)
         logger.info("loaded ColBERT model %s from %s", files.name, files.onnx_path)
         return cls(
-            tokenizer, encoder, name=files.name, max_batch_tokens=max_batch_tokens, files=files
+            tokenizer,
+            encoder,
+            name=files.name,
+            max_batch_tokens=max_batch_tokens,
+            files=files,
+            cache=cache,
         )
 
     @property
@@ -159,9 +175,52 @@ class ColBERT:
 
         Documents are truncated to ``document_length`` tokens, batched by similar token
         length, and the vectors of padding and skiplist (punctuation) tokens are dropped.
+        Documents already in the cache are not encoded again; repeated texts are encoded once.
         """
         texts = _check_texts(texts, "texts")
         batch_size = _positive_int(batch_size, "batch_size")
+        vectors = self._document_vectors(texts, batch_size, show_progress)
+        # Cached arrays are read-only and repeated texts share one array: hand the caller
+        # its own copies.
+        owned: list[FloatArray] = []
+        seen: set[int] = set()
+        for v in vectors:
+            owned.append(v if v.flags.writeable and id(v) not in seen else v.copy())
+            seen.add(id(v))
+        return owned
+
+    @property
+    def model_key(self) -> str:
+        """Identity of what document vectors depend on (graph, tokenizer, settings)."""
+        if self._model_key is None:
+            self._model_key = _model_key(self)
+        return self._model_key
+
+    def _document_vectors(
+        self, texts: list[str], batch_size: int = 32, show_progress: bool = False
+    ) -> list[FloatArray]:
+        """Vectors of each text, from the cache where possible (may be read-only)."""
+        unique = list(dict.fromkeys(texts))
+        found: list[FloatArray | None] = [None] * len(unique)
+        keys: list[str] = []
+        if self.cache is not None:
+            keys = [text_key(self.model_key, t) for t in unique]
+            found = self.cache.get_many(keys)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            computed = self._encode_documents_uncached(
+                [unique[i] for i in missing], batch_size, show_progress
+            )
+            for i, vectors in zip(missing, computed, strict=True):
+                found[i] = vectors
+            if self.cache is not None:
+                self.cache.put_many([(keys[i], v) for i, v in zip(missing, computed, strict=True)])
+        by_text = dict(zip(unique, found, strict=True))
+        return [by_text[t] for t in texts]  # type: ignore[misc]
+
+    def _encode_documents_uncached(
+        self, texts: list[str], batch_size: int, show_progress: bool
+    ) -> list[FloatArray]:
         ids = self.tokenizer.tokenize_documents(texts)
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
         batches = list(self._length_batches([len(row) for row in ids], batch_size))
@@ -210,7 +269,7 @@ class ColBERT:
         if not documents:
             return np.zeros(0, dtype=np.float32)
         query_vectors = self.encode_queries([query])[0]
-        return self.score_vectors(query_vectors, self.encode_documents(documents))
+        return self.score_vectors(query_vectors, self._document_vectors(documents))
 
     def score_vectors(self, query: FloatArray, documents: Sequence[FloatArray]) -> FloatArray:
         """MaxSim of already encoded vectors (honours ``normalize_scores``)."""
@@ -252,6 +311,37 @@ def check_top_n(top_n: int | None, name: str = "top_n") -> int | None:
     if top_n is None:
         return None
     return _positive_int(top_n, name)
+
+
+def _make_cache(cache: EmbeddingCache | bool | None) -> EmbeddingCache | None:
+    if cache is True:
+        return EmbeddingCache()
+    if cache is None or cache is False:
+        return None
+    if not isinstance(cache, EmbeddingCache):
+        raise InvalidArgumentTypeError(
+            f"cache must be True, False, None or an EmbeddingCache, got {type(cache).__name__}"
+        )
+    return cache
+
+
+def _model_key(model: ColBERT) -> str:
+    """Hash of the graph (size, head and tail), the tokenizer and the document settings."""
+    digest = hashlib.sha256()
+    graph = model.encoder.path
+    for path in [graph, *sorted(graph.parent.glob(graph.name + "*data"))]:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as fh:
+            digest.update(fh.read(_FINGERPRINT_BYTES))
+            fh.seek(max(0, size - _FINGERPRINT_BYTES))
+            digest.update(fh.read(_FINGERPRINT_BYTES))
+    digest.update(model.tokenizer.fingerprint.encode())
+    cfg = model.config
+    digest.update(
+        repr((cfg.document_length, cfg.document_marker, cfg.pad_token, cfg.skiplist)).encode()
+    )
+    return digest.hexdigest()
 
 
 def _positive_int(value: Any, name: str) -> int:

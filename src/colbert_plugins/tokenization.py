@@ -7,6 +7,7 @@ construction and never changed afterwards, so one instance is safe to share betw
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ class ColBERTTokenizer:
         self._skip = np.array(sorted(self.ids.skiplist), dtype=np.int64)
         # Room for the marker, which the tokenizer does not know about.
         query_limit = config.query_length if config.truncate_queries else config.max_length
+        self.fingerprint = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
         self._query = _configured_copy(tokenizer, max_length=query_limit - 1)
         self._document = _configured_copy(tokenizer, max_length=config.document_length - 1)
 
