@@ -90,7 +90,7 @@ def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatAr
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> docs = [np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0], [0.6, 0.8]], np.float32)]
-    >>> maxsim_scores(q, docs).round(4).tolist()
+    >>> [round(float(s), 4) for s in maxsim_scores(q, docs)]
     [1.0, 1.6]
     """
     scores = np.full(len(documents), -np.inf, dtype=np.float32)
