@@ -1,0 +1,268 @@
+"""LlamaIndex integration: a ColBERT (MaxSim) node postprocessor for any query engine.
+
+>>> from colbert_plugins.llama_index import ColBERTRerank  # doctest: +SKIP
+>>> reranker = ColBERTRerank(model="answerdotai/answerai-colbert-small-v1", top_n=3)
+>>> engine = index.as_query_engine(  # doctest: +SKIP
+...     similarity_top_k=20, node_postprocessors=[reranker]
+... )
+>>> response = engine.query("how do wings behave in a slipstream?")  # doctest: +SKIP
+
+Needs the ``llama-index`` extra (``llama-index-core``); importing this module without it
+raises :class:`~colbert_plugins.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import ColBERTConfig
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from .model import ColBERT, FloatArray, check_top_n, rank_order
+
+try:
+    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+    from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
+    raise MissingDependencyError(
+        "colbert_plugins.llama_index needs llama-index-core; install it with "
+        '`pip install "colbert-plugins[llama-index]"`'
+    ) from exc
+
+__all__ = ["DEFAULT_MODEL", "ColBERTRerank"]
+
+#: The model loaded when none is given.
+DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
+
+#: Metadata key under which ``keep_retrieval_score=True`` keeps the previous score
+#: (the key LlamaIndex's own rerankers use).
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+dispatcher = get_dispatcher(__name__)
+
+_LOAD_KWARGS = frozenset(
+    name
+    for name, param in inspect.signature(ColBERT.from_pretrained).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY
+) | frozenset(ColBERTConfig.field_names())
+
+
+class ColBERTRerank(BaseNodePostprocessor):
+    """Rerank retrieved nodes by exact ColBERT late-interaction (MaxSim) score.
+
+    Each node's ``get_content(metadata_mode=metadata_mode)`` is scored against the query
+    string; the result is new :class:`NodeWithScore` objects (the caller's are never
+    modified), best first with ties in input order, at most ``top_n`` of them.
+
+    Args:
+        model: a Hugging Face repo id or a local model directory, loaded once (lazily, on
+            first use, thread-safely) with ``ColBERT.from_pretrained(model, **model_kwargs)``;
+            or an existing :class:`~colbert_plugins.ColBERT`, shared and never modified.
+        top_n: number of nodes to return (>= 1).
+        keep_retrieval_score: keep each node's previous score in a copy of its metadata
+            under ``"retrieval_score"``.
+        normalize_scores: divide MaxSim by the number of query vectors (scores in [-1, 1]).
+            ``False`` keeps the model's own setting.
+        metadata_mode: which metadata is part of the scored text (``MetadataMode.EMBED``,
+            as for embeddings, by default; ``MetadataMode.NONE`` scores the text alone).
+        callback_manager: LlamaIndex callback manager (query engines set their own).
+        model_kwargs: keyword arguments for ``ColBERT.from_pretrained``; they may also be
+            given directly as keywords (e.g. ``threads=2, document_length=256``).
+    """
+
+    model_config = ConfigDict(protected_namespaces=(), validate_assignment=True)
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="ColBERT model: a Hugging Face repo id or a local directory "
+        "(for a model instance given directly, its name).",
+        frozen=True,
+    )
+    top_n: int = Field(
+        default=5, ge=1, strict=True, description="Number of nodes to return sorted by score."
+    )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description="Whether to keep the retrieval score in metadata (`retrieval_score`).",
+    )
+    normalize_scores: bool = Field(
+        default=False,
+        description="Whether to divide MaxSim by the number of query vectors (range [-1, 1]).",
+    )
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.EMBED,
+        description="Metadata mode used to get each node's text for scoring.",
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for ColBERT.from_pretrained (threads, "
+        "document_length, ...).",
+        frozen=True,
+    )
+
+    _colbert: ColBERT | None = PrivateAttr(default=None)
+    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | ColBERT = DEFAULT_MODEL,
+        top_n: int = 5,
+        keep_retrieval_score: bool = False,
+        normalize_scores: bool = False,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        *,
+        callback_manager: CallbackManager | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        top_n = _check_top_n(top_n)
+        load_kwargs = {**(model_kwargs or {}), **kwargs}
+        instance: ColBERT | None = None
+        if isinstance(model, ColBERT):
+            if load_kwargs:
+                raise InvalidArgumentError(
+                    "model_kwargs (" + ", ".join(sorted(load_kwargs)) + ") only apply when "
+                    "the model is loaded from a name or path, not to a ColBERT instance"
+                )
+            instance, model = model, model.name
+        elif isinstance(model, str | os.PathLike):
+            model = os.fspath(model)
+        else:
+            raise InvalidArgumentTypeError(
+                "model must be a model name, a directory or a ColBERT instance, got "
+                f"{type(model).__name__}"
+            )
+        unknown = sorted(set(load_kwargs) - _LOAD_KWARGS)
+        if unknown:
+            raise InvalidArgumentTypeError(
+                f"ColBERTRerank() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                f"model keywords are: {', '.join(sorted(_LOAD_KWARGS))}"
+            )
+        fields: dict[str, Any] = {
+            "model": model,
+            "top_n": top_n,
+            "keep_retrieval_score": keep_retrieval_score,
+            "normalize_scores": normalize_scores,
+            "metadata_mode": metadata_mode,
+            "model_kwargs": load_kwargs,
+        }
+        if callback_manager is not None:
+            fields["callback_manager"] = callback_manager
+        super().__init__(**fields)
+        self._colbert = instance
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ColBERTRerank"
+
+    # -- model -------------------------------------------------------------------------------
+
+    @property
+    def colbert(self) -> ColBERT:
+        """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
+        loaded = self._colbert
+        if loaded is None:
+            with self._load_lock:
+                loaded = self._colbert
+                if loaded is None:
+                    loaded = ColBERT.from_pretrained(self.model, **self.model_kwargs)
+                    self._colbert = loaded
+        return loaded
+
+    def score(self, query: str, texts: Sequence[str]) -> FloatArray:
+        """MaxSim scores of ``texts`` for ``query`` (``ColBERT.score``, plus
+        ``normalize_scores``)."""
+        model = self.colbert
+        if not self.normalize_scores or model.config.normalize_scores:
+            return model.score(query, texts)
+        query_vectors = model.encode_queries([query])[0]
+        scores = model.score_vectors(query_vectors, model.encode_documents(texts))
+        scores /= np.float32(max(1, query_vectors.shape[0]))  # a fresh array: safe in place
+        return scores
+
+    # -- postprocessing ----------------------------------------------------------------------
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise InvalidArgumentError(
+                "ColBERTRerank needs the query: pass query_bundle=QueryBundle(...) or "
+                "query_str=... to postprocess_nodes()"
+            )
+        nodes = _check_nodes(nodes)
+        query = query_bundle.query_str
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model
+            )
+        )
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: self.model,
+                EventPayload.QUERY_STR: query,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            reranked = self._rerank(query, nodes)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        # Encoding is CPU-bound: run it in a worker thread so the event loop stays free.
+        return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
+
+    def _rerank(self, query: str, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
+        if not nodes:
+            return []
+        texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
+        scores = self.score(query, texts)
+        reranked = []
+        for i in rank_order(scores, self.top_n):
+            original = nodes[i]
+            node = original.node
+            if self.keep_retrieval_score:
+                metadata = {**node.metadata, RETRIEVAL_SCORE_KEY: original.score}
+                node = node.model_copy(update={"metadata": metadata})
+            reranked.append(NodeWithScore(node=node, score=float(scores[i])))
+        return reranked
+
+
+def _check_top_n(top_n: Any) -> int:
+    checked = check_top_n(top_n)
+    if checked is None:
+        raise InvalidArgumentTypeError("top_n must be a positive integer, got None")
+    return checked
+
+
+def _check_nodes(nodes: Any) -> list[NodeWithScore]:
+    if isinstance(nodes, NodeWithScore) or not isinstance(nodes, Sequence):
+        raise InvalidArgumentTypeError(
+            f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}"
+        )
+    for i, item in enumerate(nodes):
+        if not isinstance(item, NodeWithScore):
+            hint = " (wrap nodes as NodeWithScore(node=...))" if hasattr(item, "node_id") else ""
+            raise InvalidArgumentTypeError(
+                f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}{hint}"
+            )
+    return list(nodes)
