@@ -21,6 +21,18 @@ from tiny_model import build_model_dir
 TEST_MODEL_ENV = "COLBERT_PLUGINS_TEST_MODEL"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Prepared (fused / int8) graphs go to a temporary directory, not ~/.cache."""
+    previous = os.environ.get("COLBERT_PLUGINS_CACHE")
+    os.environ["COLBERT_PLUGINS_CACHE"] = str(tmp_path_factory.mktemp("graph-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("COLBERT_PLUGINS_CACHE", None)
+    else:
+        os.environ["COLBERT_PLUGINS_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """A tiny BERT-shaped ColBERT model directory (8-dim vectors, 64 positions)."""

@@ -5,6 +5,14 @@ is an LRU bounded by a byte budget; an optional SQLite file persists entries acr
 (WAL mode: many readers, one writer, safe across threads and processes). Every persisted
 entry carries a checksum; a corrupt or truncated one is detected, dropped and recomputed,
 never returned.
+
+The disk layer is an optimization and never fails a caller: each ``put_many`` is one
+transaction (a writer killed midway leaves the file as it was before that call); a file
+that is not a SQLite database or is damaged (overwritten, truncated) is moved aside to
+``<name>.corrupt-<time>`` with a warning and a new one is started, its entries recomputed on
+demand; other disk errors (locked past the timeout, disk full) are logged and the call is
+served without the disk. Only a path that cannot be opened at all (a directory, no
+permission) raises :class:`~colbert_plugins.errors.CacheError`.
 """
 
 from __future__ import annotations
@@ -14,22 +22,26 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidArgumentError, InvalidArgumentTypeError
+from .errors import CacheError, InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = ["CacheStats", "EmbeddingCache", "text_key"]
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Default memory budget: about 1,300 documents of 200 tokens x 128 dims.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -66,9 +78,13 @@ class EmbeddingCache:
     Args:
         max_bytes: memory budget of the in-memory layer; least recently used entries are
             evicted beyond it (an entry larger than the budget is not kept in memory).
-        path: a SQLite file that persists every entry (created if missing).
+        path: a SQLite file that persists every entry (created if missing; a corrupt one is
+            moved aside and replaced, see the module documentation).
 
     Stored arrays are read-only views: callers must copy before modifying them.
+
+    Raises:
+        CacheError: ``path`` cannot be opened as a database file (e.g. it is a directory).
     """
 
     def __init__(
@@ -85,13 +101,14 @@ class EmbeddingCache:
         self._bytes = 0
         self._hits = self._misses = self._disk_hits = self._corrupt = 0
         self._local = threading.local()
+        # Disk layer state, guarded by _disk_lock: connections of an older generation are
+        # reopened (the file was replaced); _identity is the (device, inode) of the file in use.
+        self._disk_lock = threading.Lock()
+        self._generation = 0
+        self._identity: tuple[int, int] | None = None
+        self._disk_enabled = self.path is not None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connection() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, rows INTEGER, "
-                    "dim INTEGER, checksum INTEGER, data BLOB)"
-                )
+            self._open_disk()
 
     # -- public API --------------------------------------------------------------------------
 
@@ -108,8 +125,8 @@ class EmbeddingCache:
                     self._entries.move_to_end(key)
                     found[i] = value
         disk: dict[str, FloatArray] = {}
-        if missing and self.path is not None:
-            disk = self._read([keys[i] for i in missing])
+        if missing and self._disk_enabled:
+            disk = self._guarded("read", self._read, [keys[i] for i in missing]) or {}
         with self._lock:
             for i in missing:
                 value = disk.get(keys[i])
@@ -133,8 +150,8 @@ class EmbeddingCache:
         with self._lock:
             for key, array in frozen:
                 self._remember(key, array)
-        if self.path is not None and frozen:
-            self._write(frozen)
+        if self._disk_enabled and frozen:
+            self._guarded("write", self._write, frozen)
 
     def stats(self) -> CacheStats:
         """Current counters."""
@@ -185,13 +202,134 @@ class EmbeddingCache:
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and self._local.generation != self._generation:
+            db.close()  # the file was replaced: reopen by path
+            db = None
         if db is None:
             assert self.path is not None
+            generation = self._generation
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                db.close()
+                raise
             self._local.db = db
+            self._local.generation = generation
         return db
+
+    # -- disk failures -----------------------------------------------------------------------
+
+    def _open_disk(self) -> None:
+        """Open (or create) the SQLite file; a corrupt one is moved aside and replaced."""
+        assert self.path is not None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the cache directory {self.path.parent}: {exc}"
+            ) from exc
+        try:
+            self._init_schema()
+        except sqlite3.Error as exc:
+            if not _is_corruption(exc):
+                raise CacheError(
+                    f"cannot use {self.path} as an embedding cache file: {exc}. Pass the path "
+                    "of a (new or existing) cache file in a writable directory."
+                ) from exc
+            with self._disk_lock:
+                self._replace_corrupt_file(exc)
+            try:
+                self._init_schema()
+            except sqlite3.Error as again:
+                raise CacheError(
+                    f"cannot create a new embedding cache file at {self.path}: {again}"
+                ) from again
+
+    def _init_schema(self) -> None:
+        assert self.path is not None
+        db = self._connection()
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, rows INTEGER, "
+            "dim INTEGER, checksum INTEGER, data BLOB)"
+        )
+        # Cheap probe of the table's structure (the first and last leaf pages).
+        db.execute("SELECT key FROM embeddings ORDER BY key LIMIT 1").fetchall()
+        db.execute("SELECT key FROM embeddings ORDER BY key DESC LIMIT 1").fetchall()
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
+
+    def _guarded(
+        self, what: str, operation: Callable[[Sequence[_T]], _R], items: Sequence[_T]
+    ) -> _R | None:
+        """Run a disk operation; on a SQLite error log it, repair if corrupt, return None."""
+        generation = self._generation
+        try:
+            return operation(items)
+        except sqlite3.Error as exc:
+            with self._disk_lock:
+                if not _is_corruption(exc):
+                    logger.warning(
+                        "embedding cache %s: %s of %d entries failed (%s); served without the "
+                        "disk cache",
+                        self.path,
+                        what,
+                        len(items),
+                        exc,
+                    )
+                elif generation == self._generation:  # not yet repaired by another thread
+                    self._replace_corrupt_file(exc)
+                    try:
+                        self._init_schema()
+                    except sqlite3.Error as again:
+                        self._disk_enabled = False
+                        logger.warning(
+                            "embedding cache %s: cannot start a new file (%s); the disk cache "
+                            "is off for this instance",
+                            self.path,
+                            again,
+                        )
+            return None
+
+    def _replace_corrupt_file(self, exc: sqlite3.Error) -> None:
+        """Move the damaged file (and its WAL files) aside; the caller holds _disk_lock.
+
+        The file is only moved if it is still the one this instance opened: another process
+        may already have replaced it with a healthy one.
+        """
+        assert self.path is not None
+        self._generation += 1
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return
+        if self._identity is not None and (stat.st_dev, stat.st_ino) != self._identity:
+            logger.info("embedding cache %s was already replaced; reopening it", self.path)
+            return
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        try:
+            for suffix in ("-wal", "-shm", ""):  # the database last
+                source = Path(f"{self.path}{suffix}")
+                if source.exists():
+                    os.replace(source, f"{aside}{suffix}")
+        except OSError as move_error:
+            self._disk_enabled = False
+            logger.warning(
+                "embedding cache %s is damaged (%s) and cannot be moved aside (%s); the disk "
+                "cache is off for this instance",
+                self.path,
+                exc,
+                move_error,
+            )
+            return
+        logger.warning(
+            "embedding cache %s is damaged (%s); moved it to %s and started a new file "
+            "(entries are recomputed on demand)",
+            self.path,
+            exc,
+            aside,
+        )
 
     def _read(self, keys: Sequence[str]) -> dict[str, FloatArray]:
         db = self._connection()
@@ -230,6 +368,15 @@ class EmbeddingCache:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether a SQLite error says the file is damaged or not a database at all."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
+    if isinstance(name, str):
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    message = str(exc).lower()
+    return "malformed" in message or "not a database" in message
 
 
 def _decode(n_rows: object, dim: object, checksum: object, data: object) -> FloatArray | None:

@@ -15,10 +15,13 @@ from typing import Any
 
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["DEFAULT_SKIPLIST", "ColBERTConfig"]
+__all__ = ["DEFAULT_SKIPLIST", "LONG_DOCUMENT_MODES", "ColBERTConfig"]
 
 #: Characters whose (first) token id is dropped from document vectors, as in colbert-ai.
 DEFAULT_SKIPLIST: tuple[str, ...] = tuple(string.punctuation)
+
+#: Values of ``ColBERTConfig.long_documents``.
+LONG_DOCUMENT_MODES: tuple[str, ...] = ("truncate", "windows")
 
 #: Smallest sequence that holds ``[CLS] marker [SEP]``.
 _MIN_LENGTH = 3
@@ -49,6 +52,14 @@ class ColBERTConfig:
             (punctuation by default); queries keep every vector.
         normalize_scores: divide MaxSim by the number of query vectors, giving scores in
             [-1, 1] that are comparable across queries.
+        long_documents: what happens to a document longer than ``document_length``:
+            ``"truncate"`` (default, as colbert-ai and fastembed) drops its tail;
+            ``"windows"`` encodes it as overlapping windows of ``document_length`` tokens
+            (each with its own ``[CLS] [D] ... [SEP]``) and keeps the union of their vectors,
+            one vector per document token (see :meth:`ColBERTTokenizer.document_windows`).
+        window_stride: tokens between the starts of consecutive windows (``None``: three
+            quarters of a window's content, i.e. of ``document_length`` minus ``[CLS]``, the
+            marker and ``[SEP]``); at most that content length, so no token is skipped.
 
     >>> ColBERTConfig().query_length
     32
@@ -70,6 +81,8 @@ class ColBERTConfig:
     truncate_queries: bool = False
     skiplist: tuple[str, ...] = field(default=DEFAULT_SKIPLIST)
     normalize_scores: bool = False
+    long_documents: str = "truncate"
+    window_stride: int | None = None
 
     def __post_init__(self) -> None:
         if self.document_length is None:
@@ -107,6 +120,32 @@ class ColBERTConfig:
                 f"{skiplist!r}"
             )
         object.__setattr__(self, "skiplist", tuple(skiplist))
+        self._check_long_documents()
+
+    def _check_long_documents(self) -> None:
+        if self.long_documents not in LONG_DOCUMENT_MODES:
+            raise InvalidArgumentError(
+                f"long_documents must be one of {', '.join(map(repr, LONG_DOCUMENT_MODES))}, "
+                f"got {self.long_documents!r}"
+            )
+        content = self.document_length - _MIN_LENGTH  # tokens of text in one window
+        if self.long_documents == "windows" and content < 1:
+            raise InvalidArgumentError(
+                f"long_documents='windows' needs document_length >= {_MIN_LENGTH + 1} (room for "
+                f"[CLS], the marker, [SEP] and some text), got {self.document_length}"
+            )
+        stride = self.window_stride
+        if stride is None:
+            return
+        if isinstance(stride, bool) or not isinstance(stride, int):
+            raise InvalidArgumentTypeError(
+                f"window_stride must be None or a positive integer, got {stride!r}"
+            )
+        if not 1 <= stride <= max(1, content):
+            raise InvalidArgumentError(
+                f"window_stride must be between 1 and {max(1, content)} (document_length minus "
+                f"[CLS], the marker and [SEP]) so that windows overlap or touch, got {stride}"
+            )
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ catch one type. Argument errors also derive from the builtin they refine (``Type
 from __future__ import annotations
 
 __all__ = [
+    "CacheError",
     "ColBERTError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -49,6 +50,11 @@ class ModelLoadError(ColBERTError):
 class ModelOutputError(ColBERTError):
     """The ONNX graph produced something that is not ``[batch, sequence, dim]`` token vectors,
     or produced non-finite values."""
+
+
+class CacheError(ColBERTError):
+    """The persistent embedding cache cannot be opened (e.g. its path is a directory or is
+    not writable). A damaged cache file is not an error: it is moved aside and rebuilt."""
 
 
 class MissingDependencyError(ColBERTError, ImportError):

@@ -31,7 +31,6 @@ from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .model import ColBERT, FloatArray, check_top_n, rank_order
 from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera, mean_pool
-from .scoring import maxsim_scores
 
 try:
     from langchain_core.callbacks import Callbacks
@@ -291,13 +290,8 @@ class ColBERTRerank(BaseDocumentCompressor):
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query``, in input order (float32 array)."""
         query = _check_query(query)
-        model = self.colbert
-        query_vectors = model.encode_queries([query])[0]
-        document_vectors = model.encode_documents(texts, batch_size=self.batch_size)
-        scores = maxsim_scores(query_vectors, document_vectors)
-        if self.normalize_scores or model.config.normalize_scores:
-            scores = scores / np.float32(max(1, query_vectors.shape[0]))
-        return scores
+        normalize = True if self.normalize_scores else None
+        return self.colbert.score(query, texts, normalize=normalize, batch_size=self.batch_size)
 
     def rerank(
         self,

@@ -20,8 +20,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .model import ColBERT, FloatArray, check_top_n, rank_order
@@ -182,13 +180,7 @@ class ColBERTRerank(BaseNodePostprocessor):
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query`` (``ColBERT.score``, plus
         ``normalize_scores``)."""
-        model = self.colbert
-        if not self.normalize_scores or model.config.normalize_scores:
-            return model.score(query, texts)
-        query_vectors = model.encode_queries([query])[0]
-        scores = model.score_vectors(query_vectors, model.encode_documents(texts))
-        scores /= np.float32(max(1, query_vectors.shape[0]))  # a fresh array: safe in place
-        return scores
+        return self.colbert.score(query, texts, normalize=True if self.normalize_scores else None)
 
     # -- postprocessing ----------------------------------------------------------------------
 

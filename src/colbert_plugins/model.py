@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +22,12 @@ from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
 from .hub import ModelFiles, infer_config, resolve_model_files
 from .onnx_encoder import OnnxEncoder
+from .optimize import Optimize, Quantize, graph_fingerprint, prepare_graph
 from .scoring import l2_normalize, maxsim_scores
 from .tokenization import ColBERTTokenizer
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 __all__ = ["ColBERT", "RerankResult"]
 
@@ -35,8 +39,6 @@ IdArray = npt.NDArray[np.int64]
 #: Default cap on padded tokens (batch x length) per encoder call: bounds the attention
 #: matrices' memory whatever the number or length of the documents.
 DEFAULT_MAX_BATCH_TOKENS = 8192
-#: Bytes read from each end of the graph file to fingerprint it for the cache key.
-_FINGERPRINT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class ColBERT:
         providers: Sequence[Any] | None = None,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         cache: EmbeddingCache | bool | None = True,
+        optimize: Optimize = "auto",
+        quantize: Quantize = None,
         **overrides: Any,
     ) -> ColBERT:
         """Load a ColBERT ONNX model from a local directory or a Hugging Face repo id.
@@ -105,6 +109,10 @@ class ColBERT:
             cache: the document-embedding cache: ``True`` (default) for a private in-memory
                 LRU of 256 MiB, an :class:`~colbert_plugins.cache.EmbeddingCache` to share one
                 (optionally persisted to SQLite) between models, ``False``/``None`` for none.
+            optimize: fuse attention / layer norm / GELU of BERT-family graphs once and cache
+                the result (``"auto"``: when the ``optimize`` extra is installed).
+            quantize: ``"int8"`` for int8 dynamic quantization of the weights (faster on CPU,
+                slightly different scores; made once and cached).
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """
         unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))
@@ -122,8 +130,13 @@ class ColBERT:
         )
         config = infer_config(files, overrides)
         tokenizer = ColBERTTokenizer.from_file(files.tokenizer_path, config)
-        encoder = OnnxEncoder(files.onnx_path, threads=threads, providers=providers)
-        logger.info("loaded ColBERT model %s from %s", files.name, files.onnx_path)
+        graph = prepare_graph(
+            files.onnx_path, files.json("config.json"), optimize=optimize, quantize=quantize
+        )
+        encoder = OnnxEncoder(graph, threads=threads, providers=providers)
+        logger.info(
+            "loaded ColBERT model %s from %s (running %s)", files.name, files.onnx_path, graph
+        )
         return cls(
             tokenizer,
             encoder,
@@ -221,6 +234,8 @@ class ColBERT:
     def _encode_documents_uncached(
         self, texts: list[str], batch_size: int, show_progress: bool
     ) -> list[FloatArray]:
+        if self.config.long_documents == "windows":
+            return self._encode_document_windows(texts, batch_size, show_progress)
         ids = self.tokenizer.tokenize_documents(texts)
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
         batches = list(self._length_batches([len(row) for row in ids], batch_size))
@@ -259,22 +274,43 @@ class ColBERT:
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def score(self, query: str, documents: Sequence[str]) -> FloatArray:
+    def score(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        normalize: bool | None = None,
+        batch_size: int = 32,
+    ) -> FloatArray:
         """MaxSim score of each document for the query, in input order (float32 array).
 
-        With ``normalize_scores`` the sum is divided by the number of query vectors.
+        Args:
+            query: the query text.
+            documents: the document texts.
+            normalize: divide by the number of query vectors (scores in [-1, 1]);
+                ``None`` follows ``config.normalize_scores``.
+            batch_size: documents per encoder call.
         """
         query = _check_text(query, "query")
         documents = _check_texts(documents, "documents")
+        batch_size = _positive_int(batch_size, "batch_size")
         if not documents:
             return np.zeros(0, dtype=np.float32)
         query_vectors = self.encode_queries([query])[0]
-        return self.score_vectors(query_vectors, self._document_vectors(documents))
+        # Score each distinct text once, so identical documents get identical scores (a
+        # matrix product may round the same dot product differently in another column).
+        unique = list(dict.fromkeys(documents))
+        vectors = self._document_vectors(unique, batch_size)
+        scores = self.score_vectors(query_vectors, vectors, normalize=normalize)
+        by_text = dict(zip(unique, scores.tolist(), strict=True))
+        return np.array([by_text[d] for d in documents], dtype=np.float32)
 
-    def score_vectors(self, query: FloatArray, documents: Sequence[FloatArray]) -> FloatArray:
-        """MaxSim of already encoded vectors (honours ``normalize_scores``)."""
+    def score_vectors(
+        self, query: FloatArray, documents: Sequence[FloatArray], *, normalize: bool | None = None
+    ) -> FloatArray:
+        """MaxSim of already encoded vectors (``normalize=None`` follows the config)."""
         scores = maxsim_scores(query, documents)
-        if self.config.normalize_scores:
+        if self.config.normalize_scores if normalize is None else normalize:
             scores /= np.float32(max(1, query.shape[0]))
         return scores
 
@@ -294,6 +330,46 @@ class ColBERT:
         return [
             RerankResult(int(i), float(scores[i]), documents[i]) for i in rank_order(scores, top_n)
         ]
+
+    # -- long documents and explanations -------------------------------------------------------
+
+    def _encode_document_windows(
+        self, texts: list[str], batch_size: int, show_progress: bool
+    ) -> list[FloatArray]:
+        """Encode documents as overlapping windows (``long_documents="windows"``) and stitch.
+
+        Every window of every document goes through the same length-sorted batching. A
+        document's vectors are its windows' kept vectors in window order: each window's
+        ``[CLS]`` and marker, the text tokens it owns (see
+        :meth:`.ColBERTTokenizer.document_windows`), its ``[SEP]``; text tokens therefore
+        come in document order, each once.
+        """
+        docs = self.tokenizer.document_windows(texts)
+        rows = [(d, k) for d, doc in enumerate(docs) for k in range(len(doc.rows))]
+        empty = np.empty((0, 0), np.float32)
+        pieces: list[list[FloatArray]] = [[empty] * len(doc.rows) for doc in docs]
+        batches = list(self._length_batches([len(docs[d].rows[k]) for d, k in rows], batch_size))
+        for batch in _progress(batches, show_progress, total_items=len(rows)):
+            input_ids, attention = _pad(
+                [docs[rows[i][0]].rows[rows[i][1]] for i in batch], self.tokenizer.ids.pad
+            )
+            vectors = l2_normalize(self._run(input_ids, attention))
+            keep = self.tokenizer.document_keep_mask(input_ids, attention)
+            for r, i in enumerate(batch):
+                d, k = rows[i]
+                owned = docs[d].owned[k]
+                pieces[d][k] = vectors[r, : len(owned)][keep[r, : len(owned)] & owned]
+        return [np.concatenate(p, axis=0) for p in pieces]
+
+    def explain(self, query: str, document: str, include_expansion: bool = False) -> Explanation:
+        """Which document token each query token matched, and how much it added to the score.
+
+        See :func:`colbert_plugins.explain.explain`; the matches of every query vector sum
+        to ``self.score(query, [document])[0]``.
+        """
+        from .explain import explain
+
+        return explain(self, query, document, include_expansion=include_expansion)
 
 
 def rank_order(scores: FloatArray, top_n: int | None = None) -> list[int]:
@@ -326,22 +402,18 @@ def _make_cache(cache: EmbeddingCache | bool | None) -> EmbeddingCache | None:
 
 
 def _model_key(model: ColBERT) -> str:
-    """Hash of the graph (size, head and tail), the tokenizer and the document settings."""
-    digest = hashlib.sha256()
-    graph = model.encoder.path
-    for path in [graph, *sorted(graph.parent.glob(graph.name + "*data"))]:
-        size = path.stat().st_size
-        digest.update(f"{path.name}:{size}".encode())
-        with path.open("rb") as fh:
-            digest.update(fh.read(_FINGERPRINT_BYTES))
-            fh.seek(max(0, size - _FINGERPRINT_BYTES))
-            digest.update(fh.read(_FINGERPRINT_BYTES))
-    digest.update(model.tokenizer.fingerprint.encode())
+    """Hash of the graph that runs, the tokenizer and the document settings."""
     cfg = model.config
-    digest.update(
-        repr((cfg.document_length, cfg.document_marker, cfg.pad_token, cfg.skiplist)).encode()
+    settings: tuple[Any, ...] = (
+        cfg.document_length,
+        cfg.document_marker,
+        cfg.pad_token,
+        cfg.skiplist,
     )
-    return digest.hexdigest()
+    if cfg.long_documents != "truncate":  # truncating keys stay those of earlier versions
+        settings += (cfg.long_documents, model.tokenizer.window_stride)
+    parts = (graph_fingerprint(model.encoder.path), model.tokenizer.fingerprint, repr(settings))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -73,6 +73,11 @@ class OnnxEncoder:
                 "pooling, or pass model_file= to pick the right graph."
             )
         self.dim: int | None = shape[2] if len(shape) == 3 and isinstance(shape[2], int) else None
+        if self.dim is not None and self.dim < 1:
+            raise ModelOutputError(
+                f"{self.path.name}'s first output {output.name!r} has shape {shape}: vectors "
+                "of size 0; ColBERT needs [batch, sequence, dim] token vectors with dim >= 1"
+            )
         self.providers = self.session.get_providers()
         logger.debug("loaded %s (inputs %s, dim %s)", self.path, self.input_names, self.dim)
 
@@ -88,15 +93,27 @@ class OnnxEncoder:
         try:
             output = self.session.run([self.output_name], feed)[0]
         except Exception as exc:
+            largest = int(input_ids.max()) if input_ids.size else 0
             raise ModelOutputError(
-                f"ONNX Runtime failed on a batch of shape {input_ids.shape}: {exc}"
+                f"ONNX Runtime failed on a batch of shape {input_ids.shape} (largest token id "
+                f"{largest}; if the error is about indices out of bounds, the tokenizer's "
+                f"vocabulary is larger than the graph's embedding table): {exc}"
             ) from exc
         output = np.asarray(output)
-        if output.ndim != 3 or output.shape[:2] != input_ids.shape:
+        if output.ndim != 3 or output.shape[:2] != input_ids.shape or output.shape[2] < 1:
             raise ModelOutputError(
                 f"{self.path.name} returned shape {output.shape} for inputs of shape "
                 f"{input_ids.shape}; ColBERT needs [batch, sequence, dim] token vectors"
             )
+        if not np.issubdtype(output.dtype, np.floating):
+            raise ModelOutputError(
+                f"{self.path.name} returned {output.dtype} values; ColBERT needs float vectors"
+            )
         if self.dim is None:
             self.dim = int(output.shape[2])
+        elif output.shape[2] != self.dim:
+            raise ModelOutputError(
+                f"{self.path.name} returned vectors of size {output.shape[2]}, not {self.dim} "
+                "as declared or as in earlier batches"
+            )
         return output.astype(np.float32, copy=False)

@@ -1,8 +1,9 @@
 """ColBERT tokenization: markers, query augmentation, truncation and the punctuation skiplist.
 
-:class:`ColBERTTokenizer` wraps a Hugging Face ``tokenizers.Tokenizer``. It keeps two private
-copies, one configured for queries and one for documents, each configured once at
-construction and never changed afterwards, so one instance is safe to share between threads.
+:class:`ColBERTTokenizer` wraps a Hugging Face ``tokenizers.Tokenizer``. It keeps private
+copies, one configured for queries, one for (truncated) documents and, with
+``long_documents="windows"``, one that never truncates, each configured once at construction
+and never changed afterwards, so one instance is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import numpy.typing as npt
 from tokenizers import Encoding, Tokenizer
 
 from .config import ColBERTConfig
-from .errors import ModelFilesError, ModelLoadError
+from .errors import InvalidArgumentError, ModelFilesError, ModelLoadError
 
-__all__ = ["ColBERTTokenizer", "TokenIds", "TokenizedQueries"]
+__all__ = ["ColBERTTokenizer", "DocumentWindows", "TokenIds", "TokenizedQueries"]
 
 IdArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: ``DocumentWindows.token_index`` value of the inserted marker (it has no source token).
+MARKER_INDEX = -1
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,28 @@ class TokenizedQueries:
     lengths: list[int]
 
 
+@dataclass(frozen=True)
+class DocumentWindows:
+    """One document cut into overlapping windows, ready for the encoder.
+
+    Attributes:
+        encoding: the whole document's encoding (special tokens added, never truncated):
+            ``token_index`` points into its ``ids``, ``tokens`` and ``offsets``.
+        rows: encoder input of each window, ``[CLS] [D] tokens [SEP]``, at most
+            ``document_length`` ids; consecutive windows overlap.
+        owned: per row, True where the position's vector represents the document: every
+            window's own ``[CLS]``, marker and ``[SEP]``, and each text token in exactly one
+            window, the one where it lies closest to the window's centre (ties: the earlier
+            window). The skiplist is applied on top of this (see ``document_keep_mask``).
+        token_index: per row, the position of each id in ``encoding`` (``-1`` for the marker).
+    """
+
+    encoding: Encoding
+    rows: list[IdArray]
+    owned: list[BoolArray]
+    token_index: list[IdArray]
+
+
 class ColBERTTokenizer:
     """Turns texts into ColBERT encoder inputs.
 
@@ -72,6 +99,11 @@ class ColBERTTokenizer:
         self.fingerprint = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
         self._query = _configured_copy(tokenizer, max_length=query_limit - 1)
         self._document = _configured_copy(tokenizer, max_length=config.document_length - 1)
+        self._document_full: Tokenizer | None = None
+        self.window_length = 0
+        self.window_stride = 0
+        if config.long_documents == "windows":
+            self._setup_windows(tokenizer)
 
     @classmethod
     def from_file(cls, path: str | Path, config: ColBERTConfig) -> ColBERTTokenizer:
@@ -146,6 +178,100 @@ class ColBERTTokenizer:
         if self._skip.size:
             keep &= ~np.isin(input_ids, self._skip)
         return keep
+
+    # -- long documents ----------------------------------------------------------------------
+
+    def _setup_windows(self, tokenizer: Tokenizer) -> None:
+        full = Tokenizer.from_str(tokenizer.to_str())
+        full.no_padding()
+        full.no_truncation()
+        # How many special tokens the post-processor puts before and after the text.
+        probe = "a"
+        bare = full.encode(probe, add_special_tokens=False).ids
+        wrapped = full.encode(probe).ids
+        prefix = next(
+            (i for i in range(len(wrapped)) if wrapped[i : i + len(bare)] == bare), len(wrapped)
+        )
+        self._prefix = prefix
+        self._suffix = max(0, len(wrapped) - prefix - len(bare))
+        # Same room as truncation leaves: document_length - marker - specials.
+        self.window_length = self.config.document_length - 1 - self._prefix - self._suffix
+        if self.window_length < 1:
+            raise InvalidArgumentError(
+                f"document_length={self.config.document_length} leaves no room for text in a "
+                f"window next to the marker and {self._prefix + self._suffix} special tokens"
+            )
+        stride = self.config.window_stride
+        if stride is None:
+            stride = max(1, self.window_length * 3 // 4)
+        elif stride > self.window_length:
+            raise InvalidArgumentError(
+                f"window_stride={stride} exceeds the {self.window_length} text tokens of a "
+                "window; tokens between windows would be skipped"
+            )
+        self.window_stride = stride
+        self._document_full = full
+
+    def window_starts(self, n_tokens: int) -> list[int]:
+        """Start of each window over a document of ``n_tokens`` text tokens.
+
+        Windows start every ``window_stride`` tokens; the last one is aligned to the end of
+        the document so every window is full (a document that fits gets one window).
+        """
+        length, stride = self.window_length, self.window_stride
+        if length < 1:
+            raise InvalidArgumentError("windows need long_documents='windows' in the config")
+        if n_tokens <= length:
+            return [0]
+        return [*range(0, n_tokens - length, stride), n_tokens - length]
+
+    def document_windows(self, texts: Sequence[str]) -> list[DocumentWindows]:
+        """Cut each document into overlapping windows (``long_documents="windows"``).
+
+        A document that fits in ``document_length`` gives exactly the ids the truncating
+        path gives. Each text token's vector is taken from the window where the token is
+        most central, so it has the most context on both sides; the union over windows has
+        one vector per text token plus each window's ``[CLS]``, marker and ``[SEP]``.
+        """
+        if self._document_full is None:
+            raise InvalidArgumentError("windows need long_documents='windows' in the config")
+        marker = self.ids.document_marker
+        out: list[DocumentWindows] = []
+        for enc in self._document_full.encode_batch(list(texts)):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            stop = len(ids) - self._suffix
+            n = max(0, stop - self._prefix)
+            head = np.arange(self._prefix, dtype=np.int64)
+            tail = np.arange(stop, len(ids), dtype=np.int64)
+            starts = self.window_starts(n)
+            # Owner of each text token: the window whose centre is nearest (ties: earlier).
+            best = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+            owner = np.zeros(n, dtype=np.int64)
+            spans = [(s, min(n, s + self.window_length)) for s in starts]
+            for k, (a, b) in enumerate(spans):
+                distance = np.abs(2 * np.arange(a, b) - (a + b - 1))  # 2 x distance to centre
+                closer = distance < best[a:b]
+                best[a:b][closer] = distance[closer]
+                owner[a:b][closer] = k
+            rows: list[IdArray] = []
+            owned: list[BoolArray] = []
+            index: list[IdArray] = []
+            for k, (a, b) in enumerate(spans):
+                positions = np.concatenate([head, np.arange(a, b) + self._prefix, tail])
+                mine = np.concatenate(
+                    [np.ones(len(head), bool), owner[a:b] == k, np.ones(len(tail), bool)]
+                )
+                at = min(1, positions.size)  # the marker goes right after the first token
+                rows.append(np.insert(ids[positions], at, marker))
+                owned.append(np.insert(mine, at, True))
+                index.append(np.insert(positions, at, MARKER_INDEX))
+            out.append(DocumentWindows(enc, rows, owned, index))
+        return out
+
+    def token_text(self, token_id: int) -> str | None:
+        """The vocabulary string of a token id (None when out of range)."""
+        token = self._document.id_to_token(int(token_id))
+        return None if token is None else str(token)
 
     @staticmethod
     def _with_marker(ids: Sequence[int], marker: int) -> IdArray:

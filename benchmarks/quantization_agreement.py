@@ -1,0 +1,104 @@
+"""Ranking agreement of the int8-quantized model with float32, on real queries.
+
+    python benchmarks/quantization_agreement.py --model ../shared/models/colbert-minilm-proxy \
+        [--data ../shared/data/cranfield] [--queries 30] [--pool 300] [--threads 2]
+
+A fixed pool of candidate documents (every document judged relevant for the chosen queries,
+then the first documents of the corpus up to ``--pool``) is ranked for each query by both
+models. Reported: mean top-10 overlap (|top10(fp32) & top10(int8)| / 10), mean Kendall tau-b
+over the whole pool, and how often the two top-1 documents agree; plus encoding speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall tau-b between two score vectors (O(n^2), fine for a few hundred items).
+
+    >>> kendall_tau(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0]))
+    1.0
+    """
+    da = np.sign(a[:, None] - a[None, :])
+    db = np.sign(b[:, None] - b[None, :])
+    upper = np.triu_indices(len(a), k=1)
+    da, db = da[upper], db[upper]
+    concordant_minus_discordant = float((da * db).sum())
+    denom = np.sqrt(float((da != 0).sum()) * float((db != 0).sum()))
+    return concordant_minus_discordant / denom if denom else 0.0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT.parent / "shared/models/colbert-minilm-proxy"))
+    p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
+    p.add_argument("--queries", type=int, default=30)
+    p.add_argument("--pool", type=int, default=300)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    from colbert_plugins import ColBERT
+
+    data = Path(args.data)
+    corpus = {}
+    with (data / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = f"{doc.get('title', '')} {doc.get('text', '')}".strip()
+    queries = {}
+    with (data / "queries.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            q = json.loads(line)
+            queries[q["_id"]] = q["text"]
+    relevant: dict[str, list[str]] = {}
+    with (data / "qrels.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            relevant.setdefault(row["query-id"], []).append(row["corpus-id"])
+    chosen = [q for q in queries if q in relevant][: args.queries]
+    pool_ids = list(dict.fromkeys(d for q in chosen for d in relevant[q] if d in corpus))
+    pool_ids += [d for d in corpus if d not in set(pool_ids)][: max(0, args.pool - len(pool_ids))]
+    pool = [corpus[d] for d in pool_ids]
+
+    fp32 = ColBERT.from_pretrained(args.model, threads=args.threads)
+    int8 = ColBERT.from_pretrained(args.model, threads=args.threads, quantize="int8")
+    speed = {}
+    for name, model in (("fp32", fp32), ("int8", int8)):
+        start = time.perf_counter()
+        model.encode_documents(pool)  # fills the cache; the ranking below reuses it
+        speed[name] = len(pool) / (time.perf_counter() - start)
+
+    overlaps, taus, top1 = [], [], []
+    for qid in chosen:
+        a = fp32.score(queries[qid], pool)
+        b = int8.score(queries[qid], pool)
+        top_a = set(np.argsort(-a, kind="stable")[:10].tolist())
+        top_b = set(np.argsort(-b, kind="stable")[:10].tolist())
+        overlaps.append(len(top_a & top_b) / 10)
+        taus.append(kendall_tau(a, b))
+        top1.append(int(np.argmax(a) == np.argmax(b)))
+
+    name = Path(args.model).name
+    print(f"{len(chosen)} Cranfield queries x {len(pool)} candidates, model {name}")
+    print("| measure | value |\n| --- | --- |")
+    print(f"| top-10 overlap int8 vs fp32 (mean) | {statistics.mean(overlaps):.3f} |")
+    print(f"| top-10 overlap (min) | {min(overlaps):.2f} |")
+    print(f"| Kendall tau-b over the pool (mean) | {statistics.mean(taus):.3f} |")
+    print(f"| same top-1 document | {statistics.mean(top1):.0%} |")
+    print(
+        f"| encode docs/s fp32 / int8 | {speed['fp32']:.1f} / {speed['int8']:.1f} "
+        f"({speed['int8'] / speed['fp32']:.2f}x) |"
+    )
+
+
+if __name__ == "__main__":
+    main()

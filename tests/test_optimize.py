@@ -1,0 +1,96 @@
+"""Graph preparation: fused and int8 graphs, cached once, verified against the original."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+import colbert_plugins.optimize as optimize
+from colbert_plugins import ColBERT
+from colbert_plugins.errors import InvalidArgumentError, MissingDependencyError
+from colbert_plugins.optimize import prepare_graph
+from tiny_model import build_model_dir
+
+DOCS = ["the cat sat on the mat", "paris is the capital of france", "hello world"]
+BERT = {"model_type": "bert", "num_attention_heads": 1, "hidden_size": 16}
+
+
+def test_optimized_graph_is_cached_and_gives_same_vectors(
+    tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    source = tiny_model_dir / "model.onnx"
+    prepared = prepare_graph(source, BERT, optimize=True, directory=tmp_path)
+    assert prepared != source and prepared.name == "fused.onnx"
+    mtime = prepared.stat().st_mtime_ns
+    assert prepare_graph(source, BERT, optimize=True, directory=tmp_path) == prepared
+    assert prepared.stat().st_mtime_ns == mtime  # reused, not rebuilt
+    plain = ColBERT.from_pretrained(tiny_model_dir, optimize=False, cache=False)
+    fused = ColBERT.from_pretrained(tiny_model_dir, optimize=True, cache=False)
+    assert plain.encoder.path == source and fused.encoder.path.name == "fused.onnx"
+    for a, b in zip(plain.encode_documents(DOCS), fused.encode_documents(DOCS), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_auto_skips_graphs_that_are_not_bert(
+    tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    source = tiny_model_dir / "model.onnx"
+    assert prepare_graph(source, {"model_type": "t5"}, directory=tmp_path) == source
+    assert prepare_graph(source, {}, directory=tmp_path) == source
+    assert not any(tmp_path.iterdir())
+
+
+def test_mismatching_fused_graph_is_discarded(
+    tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(optimize, "_compare", lambda reference, candidate: 0.5)
+    source = tiny_model_dir / "model.onnx"
+    assert prepare_graph(source, BERT, optimize=True, directory=tmp_path) == source
+    assert not list(tmp_path.rglob("fused.onnx"))
+
+
+def test_int8_graph_is_close_and_ranks_alike(tiny_model_dir: pathlib.Path) -> None:
+    full = ColBERT.from_pretrained(tiny_model_dir, optimize=False, cache=False)
+    int8 = ColBERT.from_pretrained(tiny_model_dir, quantize="int8", cache=False)
+    assert int8.encoder.path.name == "int8.onnx"
+    a, b = full.score("the cat", DOCS), int8.score("the cat", DOCS)
+    assert np.isfinite(b).all()
+    np.testing.assert_allclose(a, b, rtol=0.1)
+
+
+def test_external_data_graph_is_optimized(tmp_path: pathlib.Path) -> None:
+    root = build_model_dir(tmp_path / "m", onnx_name="onnx/model.onnx", external_data=True)
+    prepared = prepare_graph(
+        root / "onnx/model.onnx", BERT, optimize=True, directory=tmp_path / "c"
+    )
+    model = ColBERT.from_pretrained(root, optimize=False, cache=False)
+    from colbert_plugins.onnx_encoder import OnnxEncoder
+
+    encoder = OnnxEncoder(prepared)
+    ids = np.array([[4, 1, 39, 76, 5]], dtype=np.int64)
+    np.testing.assert_allclose(
+        encoder(ids, np.ones_like(ids)), model.encoder(ids, np.ones_like(ids)), atol=1e-5
+    )
+
+
+def test_bad_values_and_missing_dependency(
+    tiny_model_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tiny_model_dir / "model.onnx"
+    with pytest.raises(InvalidArgumentError, match="optimize must be"):
+        prepare_graph(source, BERT, optimize="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="quantize must be"):
+        prepare_graph(source, BERT, quantize="int4")  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "sympy", None)
+    real_find_spec = optimize.importlib.util.find_spec
+    monkeypatch.setattr(
+        optimize.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "sympy" else real_find_spec(name, *a),
+    )
+    assert prepare_graph(source, BERT) == source  # auto: silently skipped
+    with pytest.raises(MissingDependencyError, match=r"colbert-plugins\[optimize\]"):
+        prepare_graph(source, BERT, optimize=True)
