@@ -44,7 +44,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "colbert-plugins[langchain]"`'
     ) from exc
 
-__all__ = ["DEFAULT_MODEL", "RELEVANCE_SCORE_KEY", "ColBERTEmbeddings", "ColBERTRerank"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "RELEVANCE_SCORE_KEY",
+    "ColBERTEmbeddings",
+    "ColBERTRerank",
+    "ColBERTRetriever",
+]
 
 #: The model loaded when none is given.
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
@@ -183,6 +189,12 @@ class ColBERTRerank(BaseDocumentCompressor):
     (same ``page_content`` and ``id``, a copy of the metadata with ``"relevance_score"`` set
     to the score as a float), best first with ties in input order, at most ``top_n``, without
     those scoring below ``score_threshold``. The documents given are never modified.
+
+    Every document is scored, whatever its content or metadata: empty or whitespace-only
+    ``page_content`` scores like any text; duplicates (same ``id`` or same text) are neither
+    merged nor dropped, and identical texts get identical scores (so keep their input order);
+    metadata values of any kind (locks, clients, cyclic structures) are passed through by
+    reference, never copied, compared or pickled.
 
     Args:
         model: a Hugging Face repo id or a local model directory, loaded once (lazily on first
@@ -541,3 +553,6 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
         """The per-token vectors of a query (``[n_tokens][dim]`` floats)."""
         text = _check_query(text, "text")
         return self.colbert.encode_queries([text])[0].tolist()  # type: ignore[no-any-return]
+
+
+from .langchain_retriever import ColBERTRetriever  # noqa: E402  (re-export; it imports this module's deps)

@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "colbert-plugins[llama-index]"`'
     ) from exc
 
-__all__ = ["DEFAULT_MODEL", "ColBERTRerank"]
+__all__ = ["DEFAULT_MODEL", "ColBERTRerank", "ColBERTRetriever"]
 
 #: The model loaded when none is given.
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
@@ -60,7 +60,9 @@ class ColBERTRerank(BaseNodePostprocessor):
 
     Each node's ``get_content(metadata_mode=metadata_mode)`` is scored against the query
     string; the result is new :class:`NodeWithScore` objects (the caller's are never
-    modified), best first with ties in input order, at most ``top_n`` of them.
+    modified), best first with ties in input order, at most ``top_n`` of them. Nodes with
+    empty text are scored like any other; duplicates (the same node twice, or the same id or
+    text) are neither merged nor dropped, and identical texts get identical scores.
 
     Args:
         model: a Hugging Face repo id or a local model directory, loaded once (lazily, on
@@ -258,3 +260,6 @@ def _check_nodes(nodes: Any) -> list[NodeWithScore]:
                 f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}{hint}"
             )
     return list(nodes)
+
+
+from .llama_index_retriever import ColBERTRetriever  # noqa: E402  (re-export; it imports this module's deps)

@@ -270,6 +270,11 @@ class ColBERT:
                 f"the ONNX graph {self.encoder.path.name} produced NaN or infinite vectors; "
                 "the model file is likely corrupt or was exported incorrectly"
             )
+        if not output[attention_mask.astype(bool)].any(axis=-1).all():
+            raise ModelOutputError(
+                f"the ONNX graph {self.encoder.path.name} produced all-zero vectors for real "
+                "tokens; the model file is likely corrupt or was exported incorrectly"
+            )
         return output
 
     # -- scoring -----------------------------------------------------------------------------

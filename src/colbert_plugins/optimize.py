@@ -170,7 +170,12 @@ def _cached(
             raise ModelLoadError(
                 f"could not prepare the {variant} graph of {source}: {exc}"
             ) from exc
-        worst = _compare(source, staged)
+        try:
+            worst = _compare(source, staged)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"the {variant} graph of {source} failed on a probe batch: {exc}"
+            ) from exc
         logger.info("%s graph of %s: max |diff| of unit vectors %.2e", variant, source.name, worst)
         if check is not None and not worst <= check:
             raise _FusedGraphMismatchError(f"max |diff| {worst:.2e} > {check:.0e}")

@@ -213,13 +213,13 @@ class Muvera:
         if n == 0:
             return np.zeros(self.dimension, dtype=np.float32)
         # Bucket of each vector in each repetition: [r, n].
-        bits = np.einsum("nd,rdk->rnk", array, self._planes) > 0
+        bits = np.matmul(array, self._planes) > 0  # [n, d] @ [r, d, k] -> [r, n, k]
         bucket = bits.astype(np.int64) @ self._bit_weights
         # Projected vectors: [r, n, block].
         if self._projections is None:
             projected = np.broadcast_to(array, (self.r_reps, n, self.dim))
         else:
-            projected = np.einsum("nd,rdp->rnp", array, self._projections)
+            projected = np.matmul(array, self._projections)  # [r, n, block]
         # One-hot membership [r, buckets, n], then per-bucket sums [r, buckets, block].
         member = (bucket[:, None, :] == np.arange(self.buckets)[None, :, None]).astype(np.float32)
         sums = member @ projected

@@ -9,6 +9,7 @@ and never changed afterwards, so one instance is safe to share between threads.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from .errors import InvalidArgumentError, ModelFilesError, ModelLoadError
 __all__ = ["ColBERTTokenizer", "DocumentWindows", "TokenIds", "TokenizedQueries"]
 
 IdArray = npt.NDArray[np.int64]
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 BoolArray = npt.NDArray[np.bool_]
 
 #: ``DocumentWindows.token_index`` value of the inserted marker (it has no source token).
@@ -137,7 +140,7 @@ class ColBERTTokenizer:
 
     def query_encodings(self, texts: Sequence[str]) -> list[Encoding]:
         """Raw tokenizer encodings of queries (before the marker), for offsets."""
-        return self._query.encode_batch(list(texts))
+        return self._query.encode_batch(_utf8_safe(texts))
 
     def tokenize_queries(self, texts: Sequence[str]) -> TokenizedQueries:
         """Tokenize queries into one padded batch (see :class:`TokenizedQueries`)."""
@@ -161,7 +164,7 @@ class ColBERTTokenizer:
 
     def document_encodings(self, texts: Sequence[str]) -> list[Encoding]:
         """Raw tokenizer encodings of documents (before the marker), for offsets."""
-        return self._document.encode_batch(list(texts))
+        return self._document.encode_batch(_utf8_safe(texts))
 
     def tokenize_documents(self, texts: Sequence[str]) -> list[IdArray]:
         """Token ids of each document, marker inserted, truncated, unpadded."""
@@ -237,7 +240,7 @@ class ColBERTTokenizer:
             raise InvalidArgumentError("windows need long_documents='windows' in the config")
         marker = self.ids.document_marker
         out: list[DocumentWindows] = []
-        for enc in self._document_full.encode_batch(list(texts)):
+        for enc in self._document_full.encode_batch(_utf8_safe(texts)):
             ids = np.asarray(enc.ids, dtype=np.int64)
             stop = len(ids) - self._suffix
             n = max(0, stop - self._prefix)
@@ -278,6 +281,12 @@ class ColBERTTokenizer:
         """Insert the marker right after the first token (``[CLS]``)."""
         row = np.asarray(ids, dtype=np.int64)
         return np.insert(row, min(1, row.size), marker)
+
+
+def _utf8_safe(texts: Sequence[str]) -> list[str]:
+    """Texts with lone surrogates (not encodable as UTF-8) replaced by U+FFFD, one for one,
+    so character offsets stay valid."""
+    return [_SURROGATES.sub("\ufffd", t) if _SURROGATES.search(t) else t for t in texts]
 
 
 def _configured_copy(tokenizer: Tokenizer, *, max_length: int) -> Tokenizer:

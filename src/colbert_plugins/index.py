@@ -1,0 +1,899 @@
+"""Document indexes for ColBERT retrieval: token matrices plus text, id and metadata per document.
+
+- :class:`ColBERTIndex`: the interface every backend implements (``add``, ``delete``,
+  ``search``, ``get``, ``ids``, ``len``); the LangChain and LlamaIndex retrievers take any of them.
+- :class:`InMemoryIndex`: the embedded default. Exact MaxSim over every document as a few large
+  matrix products, vectors kept in float32 (or float16 to halve memory, scored in float32),
+  saved to and loaded from a directory. Safe to search from several threads while another
+  adds or deletes: every operation sees one consistent snapshot.
+- :class:`~colbert_plugins.qdrant_index.QdrantIndex` (extra ``qdrant``): the same interface on
+  Qdrant, for collections that outgrow one process.
+
+>>> index = InMemoryIndex(model)  # doctest: +SKIP
+>>> index.add(["Paris is in France.", "Berlin is in Germany."], ids=["p", "b"])  # doctest: +SKIP
+['p', 'b']
+>>> index.search("capital of France", k=1)[0].id  # doctest: +SKIP
+'p'
+
+No framework import here: only numpy and the core.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from .model import ColBERT, FloatArray
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ColBERTIndex",
+    "InMemoryIndex",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexedDocument",
+    "SearchHit",
+    "UnknownIdError",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``format`` field of a saved index's manifest.
+FORMAT_NAME = "colbert-plugins-index"
+#: Version of the on-disk layout; :meth:`InMemoryIndex.load` refuses newer ones.
+FORMAT_VERSION = 1
+
+_MANIFEST = "manifest.json"
+_VECTORS = "vectors.npy"
+_OFFSETS = "offsets.npy"
+_DOCUMENTS = "documents.jsonl"
+
+#: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
+ADD_CHUNK = 1024
+#: Upper bound on the token rows scored in one matrix product (a float32 block of this many
+#: rows times the query length stays a few tens of MiB).
+_BLOCK_TOKENS = 65_536
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype(np.float32),
+    "float16": np.dtype(np.float16),
+}
+
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class IndexMismatchError(ColBERTError):
+    """The index was built with another model (different vector size or model identity) than
+    the one it is opened with: its vectors are not comparable with this model's queries."""
+
+
+class IndexFormatError(ColBERTError):
+    """A saved index is missing, incomplete, corrupt, or of an unsupported format version."""
+
+
+class UnknownIdError(ColBERTError, LookupError):
+    """Some ids are not in the index. ``missing`` lists them (in the order given)."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = list(missing)
+        shown = ", ".join(repr(i) for i in self.missing[:5])
+        more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        super().__init__(
+            f"{len(self.missing)} id(s) not in the index: {shown}{more} "
+            "(pass missing_ok=True to ignore unknown ids)"
+        )
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the document's id, its MaxSim score, its text and its metadata.
+
+    ``metadata`` is the caller's own copy: changing it does not change the index.
+    """
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A stored document as :meth:`ColBERTIndex.get` returns it (metadata is a copy)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the interface -----------------------------------------------------------------------------
+
+
+class ColBERTIndex(ABC):
+    """Documents stored as ColBERT token vectors, searched by MaxSim.
+
+    Documents have a string id (given, or a random UUID), a text and a JSON-like metadata
+    dict. Adding a document whose id is already present replaces it. Scores follow the
+    model's ``normalize_scores`` setting, exactly as :meth:`ColBERT.score` does.
+    """
+
+    model: ColBERT
+
+    def add(
+        self,
+        texts: Iterable[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Encode and store documents; return their ids (in input order).
+
+        Args:
+            texts: the documents' texts.
+            ids: one unique string id per text (default: random UUIDs). An id already in the
+                index is replaced (text, vectors and metadata), so adding again is idempotent.
+            metadatas: one mapping (or ``None``) per text, stored as a copy.
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+        """
+        texts, ids_list, metas = check_documents(texts, ids, metadatas)
+        for start in range(0, len(texts), ADD_CHUNK):
+            chunk = slice(start, start + ADD_CHUNK)
+            vectors = self.model.encode_documents(
+                texts[chunk], batch_size=batch_size, show_progress=show_progress
+            )
+            self._upsert(ids_list[chunk], texts[chunk], metas[chunk], vectors)
+        return ids_list
+
+    def search(self, query: str, k: int = 10) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``)."""
+        if not isinstance(query, str):
+            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        k = check_k(k)
+        if len(self) == 0:
+            return []
+        return self.search_vectors(self.model.encode_queries([query])[0], k)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
+
+    @abstractmethod
+    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``)."""
+
+    @abstractmethod
+    def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Remove documents by id.
+
+        Unknown ids raise :class:`UnknownIdError` and nothing is deleted, unless
+        ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
+        """The stored documents with these ids, in the order given.
+
+        Unknown ids raise :class:`UnknownIdError`, unless ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """The ids of all stored documents."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of stored documents."""
+
+    @abstractmethod
+    def _upsert(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        vectors: list[FloatArray],
+    ) -> None:
+        """Store encoded documents, replacing those with the same ids."""
+
+
+# -- the in-process exact index ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _State:
+    """An immutable snapshot of an :class:`InMemoryIndex`.
+
+    Document ``i`` (a "slot") owns rows ``offsets[i]:offsets[i + 1]`` of ``buffer``. Deleted
+    or replaced documents stay in their slot with ``live[i] = False`` until compaction. Rows of
+    ``buffer`` past ``offsets[-1]`` are spare capacity that a later snapshot may fill; rows
+    below it are never written again, so readers of this snapshot need no lock.
+    """
+
+    buffer: npt.NDArray[Any]
+    offsets: Int64Array
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    metadatas: tuple[dict[str, Any], ...]
+    live: BoolArray
+    positions: dict[str, int]
+    dead_tokens: int
+
+    @property
+    def slots(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.offsets[-1])
+
+
+class InMemoryIndex(ColBERTIndex):
+    """Exact ColBERT retrieval in process: MaxSim of the query against every document.
+
+    All token vectors live in one matrix; a search is a handful of blocked matrix products
+    and a segmented max (no Python loop per document), about 35 ms per 1,000 documents of 150
+    tokens on two cores. Best first; equal scores keep insertion order.
+
+    Args:
+        model: the :class:`~colbert_plugins.ColBERT` model that encodes documents and queries.
+        dtype: ``"float32"`` (default, exact) or ``"float16"`` (half the memory; scores are
+            still computed in float32, and differ from float32 ones by about 1e-3).
+
+    Thread safety: any number of threads may search, get or save while one adds or deletes;
+    each call works on one consistent snapshot (writers swap snapshots under a lock, readers
+    never wait). Documents are encoded outside the lock.
+    """
+
+    def __init__(self, model: ColBERT, *, dtype: str | npt.DTypeLike = "float32") -> None:
+        if not isinstance(model, ColBERT):
+            raise InvalidArgumentTypeError(
+                f"model must be a ColBERT instance, got {type(model).__name__}"
+            )
+        self.model = model
+        self.dtype = _check_dtype(dtype)
+        self._lock = threading.Lock()
+        self._state = _State(
+            buffer=np.zeros((0, model.dim), dtype=self.dtype),
+            offsets=np.zeros(1, dtype=np.int64),
+            ids=(),
+            texts=(),
+            metadatas=(),
+            live=np.zeros(0, dtype=bool),
+            positions={},
+            dead_tokens=0,
+        )
+
+    def __repr__(self) -> str:
+        state = self._state
+        return (
+            f"InMemoryIndex(model={self.model.name!r}, documents={len(state.positions)}, "
+            f"tokens={state.tokens - state.dead_tokens}, dtype={self.dtype.name})"
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._state.positions)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and doc_id in self._state.positions
+
+    def ids(self) -> list[str]:
+        """The ids of all documents, in insertion order (a replaced document moves last)."""
+        state = self._state
+        return [state.ids[i] for i in np.flatnonzero(state.live)]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored token vectors (live documents only)."""
+        state = self._state
+        return (state.tokens - state.dead_tokens) * self.model.dim * self.dtype.itemsize
+
+    def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
+        wanted = check_ids(ids)
+        state = self._state
+        missing = [i for i in wanted if i not in state.positions]
+        if missing and not missing_ok:
+            raise UnknownIdError(missing)
+        found = []
+        for doc_id in wanted:
+            slot = state.positions.get(doc_id)
+            if slot is not None:
+                found.append(
+                    IndexedDocument(doc_id, state.texts[slot], copy.deepcopy(state.metadatas[slot]))
+                )
+        return found
+
+    def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
+        """The stored token vectors of these documents (float32 copies), in the order given."""
+        wanted = check_ids(ids)
+        state = self._state
+        missing = [i for i in wanted if i not in state.positions]
+        if missing:
+            raise UnknownIdError(missing)
+        result = []
+        for doc_id in wanted:
+            slot = state.positions[doc_id]
+            rows = state.buffer[state.offsets[slot] : state.offsets[slot + 1]]
+            result.append(rows.astype(np.float32))
+        return result
+
+    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+        k = check_k(k)
+        query = check_query_vectors(query_vectors, self.model.dim)
+        state = self._state
+        if not state.positions:
+            return []
+        scores = segmented_maxsim(query, state.buffer, state.offsets)
+        if self.model.config.normalize_scores:
+            scores /= np.float32(max(1, query.shape[0]))
+        slots = np.flatnonzero(state.live)
+        top = _top_k(scores[slots], k)
+        return [
+            SearchHit(
+                id=state.ids[slot],
+                score=float(scores[slot]),
+                text=state.texts[slot],
+                metadata=copy.deepcopy(state.metadatas[slot]),
+            )
+            for slot in (int(slots[i]) for i in top)
+        ]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        vectors: list[FloatArray],
+    ) -> None:
+        if not ids:
+            return
+        for doc_id, v in zip(ids, vectors, strict=True):
+            if v.ndim != 2 or v.shape[1] != self.model.dim:
+                raise ColBERTError(
+                    f"document {doc_id!r} was encoded to shape {v.shape}, expected "
+                    f"[n, {self.model.dim}]"
+                )
+        new_rows = np.concatenate(vectors, axis=0) if vectors else None
+        lengths = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=len(vectors))
+        with self._lock:
+            state = self._state
+            replaced = [state.positions[i] for i in ids if i in state.positions]
+            live = state.live.copy()
+            dead = state.dead_tokens
+            if replaced:
+                live[replaced] = False
+                dead += int(sum(state.offsets[s + 1] - state.offsets[s] for s in replaced))
+            buffer = _append_rows(state.buffer, state.tokens, new_rows)
+            start = state.slots
+            positions = dict(state.positions)
+            positions.update((doc_id, start + j) for j, doc_id in enumerate(ids))
+            new_state = _State(
+                buffer=buffer,
+                offsets=np.concatenate([state.offsets, state.tokens + np.cumsum(lengths)]),
+                ids=state.ids + tuple(ids),
+                texts=state.texts + tuple(texts),
+                metadatas=state.metadatas + tuple(metadatas),
+                live=np.concatenate([live, np.ones(len(ids), dtype=bool)]),
+                positions=positions,
+                dead_tokens=dead,
+            )
+            self._state = _maybe_compact(new_state)
+
+    def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
+        wanted = list(dict.fromkeys(check_ids(ids)))
+        with self._lock:
+            state = self._state
+            missing = [i for i in wanted if i not in state.positions]
+            if missing and not missing_ok:
+                raise UnknownIdError(missing)
+            slots = [state.positions[i] for i in wanted if i in state.positions]
+            if not slots:
+                return
+            live = state.live.copy()
+            live[slots] = False
+            positions = {i: s for i, s in state.positions.items() if live[s]}
+            removed = int(sum(state.offsets[s + 1] - state.offsets[s] for s in slots))
+            self._state = _maybe_compact(
+                _State(
+                    buffer=state.buffer,
+                    offsets=state.offsets,
+                    ids=state.ids,
+                    texts=state.texts,
+                    metadatas=state.metadatas,
+                    live=live,
+                    positions=positions,
+                    dead_tokens=state.dead_tokens + removed,
+                )
+            )
+
+    def clear(self) -> None:
+        """Remove every document."""
+        self.delete(self.ids())
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index to directory ``path`` (created or replaced atomically).
+
+        Layout: ``manifest.json`` (format version, model name, model key, dim, dtype, counts),
+        ``vectors.npy`` (all token vectors, one matrix), ``offsets.npy`` (document ``i`` owns
+        rows ``offsets[i]:offsets[i+1]``) and ``documents.jsonl`` (one ``{"id", "text",
+        "metadata"}`` per line, in the same order). The files are written to a temporary
+        sibling directory, flushed to disk, then renamed into place: readers never see a
+        partial index. An existing directory at ``path`` is replaced only if it holds a saved
+        index (anything else is refused).
+
+        Metadata must survive a JSON round trip unchanged (str keys, lists rather than tuples,
+        no NaN): otherwise :class:`~colbert_plugins.errors.InvalidArgumentTypeError` names the
+        document and nothing is written.
+        """
+        target = Path(path)
+        if target.exists() and not (target / _MANIFEST).is_file():
+            raise InvalidArgumentError(
+                f"{target} exists and is not a saved index; refusing to replace it"
+            )
+        state = self._state  # one consistent snapshot, no lock needed
+        slots = np.flatnonzero(state.live)
+        lengths = np.diff(state.offsets)
+        rows = np.repeat(state.live, lengths)
+        vectors = np.ascontiguousarray(state.buffer[: state.tokens][rows])
+        offsets = np.concatenate([[0], np.cumsum(lengths[slots])]).astype(np.int64)
+        lines = [_document_line(state.ids[s], state.texts[s], state.metadatas[s]) for s in slots]
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "model_name": self.model.name,
+            "model_key": self.model.model_key,
+            "dim": self.model.dim,
+            "dtype": self.dtype.name,
+            "count": len(slots),
+            "tokens": len(vectors),
+            "normalize_scores": self.model.config.normalize_scores,
+        }
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            with (tmp / _VECTORS).open("wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+                _fsync(fh)
+            with (tmp / _OFFSETS).open("wb") as fh:
+                np.save(fh, offsets, allow_pickle=False)
+                _fsync(fh)
+            with (tmp / _DOCUMENTS).open("w", encoding="utf-8") as fh:
+                for line in lines:
+                    fh.write(line + "\n")
+                _fsync(fh)
+            with (tmp / _MANIFEST).open("w", encoding="utf-8") as fh:  # written last
+                json.dump(manifest, fh, indent=2)
+                fh.write("\n")
+                _fsync(fh)
+            _fsync_dir(tmp)
+            _replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        logger.info("saved %d documents (%d vectors) to %s", len(slots), len(vectors), target)
+        return target
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        model: ColBERT,
+        *,
+        dtype: str | npt.DTypeLike | None = None,
+        check_model_key: bool = True,
+    ) -> InMemoryIndex:
+        """Load an index saved by :meth:`save` for ``model``.
+
+        Args:
+            path: the directory given to :meth:`save`.
+            model: the model to search with. Its vector size must equal the index's, and its
+                ``model_key`` (graph, tokenizer and document settings) must match too, or
+                :class:`IndexMismatchError` is raised: vectors of another model are not
+                comparable with this model's queries.
+            dtype: convert the stored vectors (default: keep the saved dtype).
+            check_model_key: set ``False`` to accept a different ``model_key`` (e.g. the same
+                model in a new directory whose files differ only in ways that do not change
+                vectors); the vector size is always checked.
+        """
+        root = Path(path)
+        manifest = _read_manifest(root)
+        dim = model.dim
+        if manifest["dim"] != dim:
+            raise IndexMismatchError(
+                f"the index at {root} holds {manifest['dim']}-dim vectors from model "
+                f"{manifest.get('model_name')!r}, but {model.name!r} produces {dim}-dim vectors"
+            )
+        if check_model_key and manifest["model_key"] != model.model_key:
+            raise IndexMismatchError(
+                f"the index at {root} was built with model {manifest.get('model_name')!r} "
+                f"(key {str(manifest['model_key'])[:12]}…), not with {model.name!r} "
+                f"(key {model.model_key[:12]}…): its vectors do not match this model's "
+                "queries. Rebuild the index, or pass check_model_key=False if the models "
+                "are known to produce identical vectors"
+            )
+        try:
+            vectors = np.load(root / _VECTORS, allow_pickle=False)
+            offsets = np.load(root / _OFFSETS, allow_pickle=False)
+            with (root / _DOCUMENTS).open(encoding="utf-8") as fh:
+                records = [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"cannot read the index at {root}: {exc}") from exc
+        count, tokens = manifest["count"], manifest["tokens"]
+        problems = []
+        if vectors.ndim != 2 or vectors.shape != (tokens, dim):
+            problems.append(f"vectors have shape {vectors.shape}, expected ({tokens}, {dim})")
+        if vectors.dtype.name != manifest["dtype"]:
+            problems.append(f"vectors are {vectors.dtype}, manifest says {manifest['dtype']}")
+        if (
+            offsets.shape != (count + 1,)
+            or offsets.dtype.kind not in "iu"
+            or offsets[0] != 0
+            or offsets[-1] != tokens
+            or bool(np.any(np.diff(offsets) < 0))
+        ):
+            problems.append(f"offsets do not describe {count} documents over {tokens} rows")
+        if len(records) != count:
+            problems.append(f"{len(records)} documents listed, manifest says {count}")
+        if problems:
+            raise IndexFormatError(f"the index at {root} is corrupt: " + "; ".join(problems))
+        try:
+            ids = [r["id"] for r in records]
+            texts = [r["text"] for r in records]
+            metadatas = [r.get("metadata") or {} for r in records]
+        except (KeyError, TypeError) as exc:
+            raise IndexFormatError(f"the index at {root} has a malformed document line") from exc
+        if len(set(ids)) != len(ids):
+            raise IndexFormatError(f"the index at {root} lists some ids twice")
+        index = cls(model, dtype=manifest["dtype"] if dtype is None else dtype)
+        index._state = _State(
+            buffer=np.ascontiguousarray(vectors, dtype=index.dtype),
+            offsets=offsets.astype(np.int64),
+            ids=tuple(ids),
+            texts=tuple(texts),
+            metadatas=tuple(metadatas),
+            live=np.ones(count, dtype=bool),
+            positions={doc_id: i for i, doc_id in enumerate(ids)},
+            dead_tokens=0,
+        )
+        return index
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+def segmented_maxsim(
+    query: FloatArray,
+    vectors: npt.NDArray[Any],
+    offsets: Int64Array,
+    block_tokens: int = _BLOCK_TOKENS,
+) -> FloatArray:
+    """MaxSim of one query against documents stored as one matrix plus offsets.
+
+    Document ``i`` is ``vectors[offsets[i]:offsets[i+1]]``; an empty one scores ``-inf``.
+    Rows are scored in blocks of about ``block_tokens`` (converted to float32 first, so
+    float16 storage is scored in float32), each block one matrix product and one segmented
+    maximum (:func:`numpy.maximum.reduceat`), as in :func:`colbert_plugins.scoring.maxsim_scores`
+    but without copying the documents together on every query. Returns float32 raw sums.
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    >>> segmented_maxsim(q, v, np.array([0, 1, 1, 3])).tolist()
+    [1.0, -inf, 1.600000023841858]
+    """
+    n = len(offsets) - 1
+    scores = np.full(n, -np.inf, dtype=np.float32)
+    lengths = np.diff(offsets)
+    start = 0
+    while start < n:
+        # The last document whose rows end within the budget (at least one document).
+        stop = int(np.searchsorted(offsets, offsets[start] + block_tokens, side="right")) - 1
+        stop = min(max(stop, start + 1), n)
+        first, last = int(offsets[start]), int(offsets[stop])
+        nonempty = np.flatnonzero(lengths[start:stop] > 0)
+        if nonempty.size:
+            block = vectors[first:last]
+            if block.dtype != np.float32:
+                block = block.astype(np.float32)
+            sims = query @ block.T  # [q, rows]
+            starts = offsets[start:stop][nonempty] - first
+            scores[start + nonempty] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
+        start = stop
+    return scores
+
+
+def _top_k(scores: FloatArray, k: int) -> list[int]:
+    """Indices of the ``k`` largest scores, best first, ties in index order."""
+    n = len(scores)
+    if n == 0:
+        return []
+    if k < n:
+        # Keep every score tied with the k-th best, then order those stably.
+        kth = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(n)
+    order = np.argsort(-scores[candidates], kind="stable")
+    return [int(candidates[i]) for i in order[:k]]
+
+
+# -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    """A positive number of results."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {k!r}")
+    if k < 1:
+        raise InvalidArgumentError(f"{name} must be >= 1, got {k}")
+    return int(k)
+
+
+def check_ids(ids: Any) -> list[str]:
+    """A list of string ids (a single string is refused: it is almost always a mistake)."""
+    if isinstance(ids, str | bytes):
+        raise InvalidArgumentTypeError(
+            f"ids must be a list of strings, not a single {type(ids).__name__}; wrap it in a list"
+        )
+    if not isinstance(ids, Iterable):
+        raise InvalidArgumentTypeError(f"ids must be a list of strings, got {type(ids).__name__}")
+    items = list(ids)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidArgumentTypeError(f"ids[{i}] must be a str, got {type(item).__name__}")
+    return items
+
+
+def check_documents(
+    texts: Any, ids: Any, metadatas: Any
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Validate ``add`` arguments: texts, unique non-empty ids (random when None) and
+    metadata copies, all of the same length."""
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise InvalidArgumentTypeError(
+            f"texts must be a list of strings, got {type(texts).__name__}"
+        )
+    text_list = list(texts)
+    for i, text in enumerate(text_list):
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+    if ids is None:
+        id_list = [str(uuid.uuid4()) for _ in text_list]
+    else:
+        id_list = check_ids(ids)
+        if len(id_list) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(id_list)} ids")
+        if any(not i for i in id_list):
+            raise InvalidArgumentError("ids must be non-empty strings")
+        if len(set(id_list)) != len(id_list):
+            dupes = [i for i, n in Counter(id_list).items() if n > 1]
+            raise InvalidArgumentError(f"ids must be unique within one call; repeated: {dupes[:5]}")
+    if metadatas is None:
+        meta_list: list[dict[str, Any]] = [{} for _ in text_list]
+    else:
+        if isinstance(metadatas, Mapping) or not isinstance(metadatas, Iterable):
+            raise InvalidArgumentTypeError(
+                f"metadatas must be a list of dicts (one per text), got {type(metadatas).__name__}"
+            )
+        raw = list(metadatas)
+        if len(raw) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(raw)} metadatas")
+        meta_list = []
+        for i, meta in enumerate(raw):
+            if meta is None:
+                meta_list.append({})
+            elif isinstance(meta, Mapping):
+                for key in meta:
+                    if not isinstance(key, str):
+                        raise InvalidArgumentTypeError(
+                            f"metadatas[{i}] keys must be str, got {type(key).__name__} {key!r}"
+                        )
+                meta_list.append(copy.deepcopy(dict(meta)))
+            else:
+                raise InvalidArgumentTypeError(
+                    f"metadatas[{i}] must be a dict or None, got {type(meta).__name__}"
+                )
+    return text_list, id_list, meta_list
+
+
+def resolve_index(
+    model: ColBERT | str | os.PathLike[str] | None,
+    index: ColBERTIndex | None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> ColBERTIndex:
+    """The index a retriever builder fills: ``index`` as given, or a new :class:`InMemoryIndex`
+    for ``model`` (a :class:`ColBERT`, or a name or directory loaded with ``model_kwargs``)."""
+    kwargs = dict(model_kwargs or {})
+    if index is not None:
+        if not isinstance(index, ColBERTIndex):
+            raise InvalidArgumentTypeError(
+                f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
+            )
+        if model is not None and model is not index.model:
+            raise InvalidArgumentError("give a model or an index, not both (the index has one)")
+        if kwargs:
+            raise InvalidArgumentError("model_kwargs only apply when a model is loaded by name")
+        return index
+    if model is None:
+        raise InvalidArgumentError(
+            "give model= (a ColBERT instance, a model name or a directory) or index="
+        )
+    if isinstance(model, ColBERT):
+        if kwargs:
+            raise InvalidArgumentError(
+                "model_kwargs only apply when the model is loaded from a name or path, not to a "
+                "ColBERT instance"
+            )
+        return InMemoryIndex(model)
+    if isinstance(model, str | os.PathLike):
+        return InMemoryIndex(ColBERT.from_pretrained(model, **kwargs))
+    raise InvalidArgumentTypeError(
+        f"model must be a ColBERT instance, a model name or a directory, got {type(model).__name__}"
+    )
+
+
+def check_json_metadata(doc_id: str, metadata: dict[str, Any]) -> str:
+    """``metadata`` as JSON, refusing what would not come back equal (tuples, NaN, objects)."""
+    try:
+        encoded = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} is not JSON-serializable: {exc}"
+        ) from exc
+    if json.loads(encoded) != metadata:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} would change in JSON (tuples become lists, "
+            "non-str keys become str): store JSON types only"
+        )
+    return encoded
+
+
+def check_query_vectors(query: Any, dim: int) -> FloatArray:
+    array = np.asarray(query, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"query vectors must be a [n, {dim}] array, got shape {array.shape}"
+        )
+    return array
+
+
+def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise InvalidArgumentTypeError(f"dtype must be float32 or float16, got {dtype!r}") from exc
+    if resolved.name not in _DTYPES:
+        raise InvalidArgumentError(f"dtype must be float32 or float16, got {resolved.name}")
+    return _DTYPES[resolved.name]
+
+
+def _append_rows(
+    buffer: npt.NDArray[Any], used: int, rows: npt.NDArray[Any] | None
+) -> npt.NDArray[Any]:
+    """``buffer`` with ``rows`` written after its first ``used`` rows, growing it (by
+    doubling) when full. Rows below ``used`` are never modified: older snapshots stay valid."""
+    if rows is None or len(rows) == 0:
+        return buffer
+    needed = used + len(rows)
+    if needed > len(buffer):
+        grown = np.empty((max(needed, 2 * len(buffer), 1024), buffer.shape[1]), buffer.dtype)
+        grown[:used] = buffer[:used]
+        buffer = grown
+    buffer[used:needed] = rows
+    return buffer
+
+
+def _maybe_compact(state: _State) -> _State:
+    """Drop dead documents once they hold more than half of the rows (amortized O(1))."""
+    if state.dead_tokens * 2 <= state.tokens and state.slots - len(state.positions) <= max(
+        1024, len(state.positions)
+    ):
+        return state
+    slots = np.flatnonzero(state.live)
+    lengths = np.diff(state.offsets)
+    rows = np.repeat(state.live, lengths)
+    kept = state.buffer[: state.tokens][rows]
+    buffer = np.empty((max(len(kept), 1024), state.buffer.shape[1]), state.buffer.dtype)
+    buffer[: len(kept)] = kept
+    ids = tuple(state.ids[s] for s in slots)
+    return _State(
+        buffer=buffer,
+        offsets=np.concatenate([[0], np.cumsum(lengths[slots])]).astype(np.int64),
+        ids=ids,
+        texts=tuple(state.texts[s] for s in slots),
+        metadatas=tuple(state.metadatas[s] for s in slots),
+        live=np.ones(len(slots), dtype=bool),
+        positions={doc_id: i for i, doc_id in enumerate(ids)},
+        dead_tokens=0,
+    )
+
+
+def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> str:
+    check_json_metadata(doc_id, metadata)
+    return json.dumps(
+        {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, allow_nan=False
+    )
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / _MANIFEST
+    if not path.is_file():
+        raise IndexFormatError(f"{root} is not a saved index (no {_MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path} is not a colbert-plugins index manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise IndexFormatError(
+            f"{root} has index format version {version!r}; this version of colbert-plugins "
+            f"reads version {FORMAT_VERSION} (upgrade colbert-plugins, or rebuild the index)"
+        )
+    for key, kind in (("dim", int), ("count", int), ("tokens", int), ("model_key", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+    if manifest.get("dtype") not in _DTYPES:
+        raise IndexFormatError(f"{path} has an unsupported dtype {manifest.get('dtype')!r}")
+    return manifest
+
+
+def _fsync(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then removed."""
+    if not target.exists():
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous index back
+        raise
+    _fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,227 @@
+"""LangChain retriever over a ColBERT index: exact late-interaction (MaxSim) retrieval.
+
+>>> from colbert_plugins.langchain import ColBERTRetriever  # doctest: +SKIP
+>>> retriever = ColBERTRetriever.from_documents(docs, model="path/to/model", k=4)  # doctest: +SKIP
+>>> retriever.invoke("how do wings behave in a slipstream?", k=2)  # doctest: +SKIP
+
+The documents live in a :class:`~colbert_plugins.index.ColBERTIndex`: the in-process exact
+:class:`~colbert_plugins.index.InMemoryIndex` by default, or a
+:class:`~colbert_plugins.qdrant_index.QdrantIndex` given as ``index=``.
+
+Needs the ``langchain`` extra (``langchain-core``); importing this module without it raises
+:class:`~colbert_plugins.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidArgumentTypeError, MissingDependencyError
+from .index import ColBERTIndex, SearchHit, check_k, resolve_index
+from .model import ColBERT
+
+try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForRetrieverRun,
+        CallbackManagerForRetrieverRun,
+    )
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables.config import run_in_executor
+    from pydantic import ConfigDict, Field
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain_core
+    raise MissingDependencyError(
+        "colbert_plugins.langchain_retriever needs langchain-core; install it with "
+        '`pip install "colbert-plugins[langchain]"`'
+    ) from exc
+
+__all__ = ["RELEVANCE_SCORE_KEY", "ColBERTRetriever"]
+
+#: Metadata key of each returned document's MaxSim score.
+RELEVANCE_SCORE_KEY = "relevance_score"
+
+#: Keyword arguments ``invoke`` passes along that are not search options.
+_IGNORED_KWARGS = frozenset({"verbose"})
+
+
+class ColBERTRetriever(BaseRetriever):
+    """Retrieve the ``k`` best documents of a ColBERT index by MaxSim score.
+
+    Build it from documents (:meth:`from_documents`, :meth:`from_texts`) or around an existing
+    index (``ColBERTRetriever(index=index, k=4)``). The number of results can be changed per
+    call: ``retriever.invoke(query, k=10)``.
+
+    Each result is a new :class:`~langchain_core.documents.Document` with the stored text as
+    ``page_content``, the document's id as ``id``, and a copy of its metadata plus
+    ``"relevance_score"`` (the MaxSim score, a float), best first.
+
+    Args:
+        index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
+        k: number of documents to return (>= 1).
+        **kwargs: :class:`~langchain_core.retrievers.BaseRetriever` fields (``tags``,
+            ``metadata``).
+    """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", validate_assignment=True
+    )
+
+    index: ColBERTIndex = Field(description="The ColBERT index searched.")
+    k: int = Field(default=4, ge=1, strict=True, description="Number of documents to return.")
+
+    def __init__(self, *, index: ColBERTIndex, k: int = 4, **kwargs: Any) -> None:
+        if not isinstance(index, ColBERTIndex):
+            raise InvalidArgumentTypeError(
+                f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
+            )
+        fields: dict[str, Any] = {"index": index, "k": check_k(k), **kwargs}
+        super().__init__(**fields)
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        index: ColBERTIndex | None = None,
+        k: int = 4,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        model_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Index ``texts`` and return a retriever over them.
+
+        Args:
+            texts: the documents' texts.
+            model: a :class:`~colbert_plugins.ColBERT`, or a model name or directory loaded
+                with ``model_kwargs``; the texts go to a new in-process exact index.
+            metadatas: one metadata mapping per text.
+            ids: one unique id per text (default: random UUIDs).
+            index: an index to add the texts to instead (e.g. a ``QdrantIndex``); it brings
+                its own model.
+            k: number of documents to return.
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+            model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
+            **kwargs: more retriever fields (``tags``, ``metadata``).
+        """
+        k = check_k(k)
+        target = resolve_index(model, index, model_kwargs)
+        target.add(
+            texts,
+            ids=ids,
+            metadatas=metadatas,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+        return cls(index=target, k=k, **kwargs)
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        index: ColBERTIndex | None = None,
+        k: int = 4,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        model_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Index LangChain documents (their ``page_content``, ``id`` when set, and
+        ``metadata``) and return a retriever over them; arguments as :meth:`from_texts`."""
+        k = check_k(k)
+        target = resolve_index(model, index, model_kwargs)
+        retriever = cls(index=target, k=k, **kwargs)
+        retriever.add_documents(documents, batch_size=batch_size, show_progress=show_progress)
+        return retriever
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def add_documents(
+        self, documents: Iterable[Document], *, batch_size: int = 32, show_progress: bool = False
+    ) -> list[str]:
+        """Add (or replace, by id) documents; documents without an id get a random one.
+
+        Returns the ids, in input order.
+        """
+        docs = _check_documents(documents)
+        texts, ids, metadatas = _split_documents(docs)
+        return self.index.add(
+            texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress=show_progress
+        )
+
+    # -- retrieval -------------------------------------------------------------------------------
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        return self._search(query, k, kwargs)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        # Encoding and scoring are CPU-bound: run them in a worker thread.
+        return await run_in_executor(None, self._search, query, k, kwargs)
+
+    def _search(self, query: str, k: int | None, extra: Mapping[str, Any]) -> list[Document]:
+        unknown = sorted(set(extra) - _IGNORED_KWARGS)
+        if unknown:
+            raise InvalidArgumentTypeError(
+                f"ColBERTRetriever got unexpected keyword argument(s) {', '.join(unknown)}; "
+                "the only search option is k"
+            )
+        if not isinstance(query, str):
+            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        hits = self.index.search(query, k=self.k if k is None else check_k(k))
+        return [_to_document(hit) for hit in hits]
+
+
+def _to_document(hit: SearchHit) -> Document:
+    metadata = dict(hit.metadata)
+    metadata[RELEVANCE_SCORE_KEY] = hit.score
+    return Document(page_content=hit.text, metadata=metadata, id=hit.id)
+
+
+def _check_documents(documents: Any) -> list[Document]:
+    if isinstance(documents, str | bytes | Document) or not isinstance(documents, Iterable):
+        raise InvalidArgumentTypeError(
+            f"documents must be a list of Document objects, got {type(documents).__name__}"
+        )
+    items = list(documents)
+    for i, item in enumerate(items):
+        if not isinstance(item, Document):
+            raise InvalidArgumentTypeError(
+                f"documents[{i}] must be a langchain Document, got {type(item).__name__}"
+            )
+    return items
+
+
+def _split_documents(
+    documents: list[Document],
+) -> tuple[list[str], list[str] | None, list[dict[str, Any]]]:
+    texts = [d.page_content for d in documents]
+    metadatas = [dict(d.metadata) for d in documents]
+    if all(d.id is None for d in documents):
+        return texts, None, metadatas
+    ids = [d.id if d.id else str(uuid.uuid4()) for d in documents]
+    return texts, ids, metadatas

@@ -1,0 +1,230 @@
+"""LlamaIndex retriever over a ColBERT index: exact late-interaction (MaxSim) retrieval.
+
+>>> from colbert_plugins.llama_index import ColBERTRetriever  # doctest: +SKIP
+>>> retriever = ColBERTRetriever.from_nodes(nodes, model=colbert)  # doctest: +SKIP
+>>> engine = RetrieverQueryEngine.from_args(retriever, llm=llm)  # doctest: +SKIP
+
+Nodes are stored in a :class:`~colbert_plugins.index.ColBERTIndex` (the in-process exact
+:class:`~colbert_plugins.index.InMemoryIndex` by default, or a
+:class:`~colbert_plugins.qdrant_index.QdrantIndex` given as ``index=``) with the whole node
+serialized in the metadata, so retrieval returns the original node (id, metadata,
+relationships); documents indexed by other means come back as ``TextNode``.
+
+Needs the ``llama-index`` extra (``llama-index-core``); importing this module without it
+raises :class:`~colbert_plugins.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidArgumentTypeError, MissingDependencyError
+from .index import ColBERTIndex, SearchHit, check_k, resolve_index
+from .model import ColBERT
+
+try:
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.ingestion import run_transformations
+    from llama_index.core.schema import (
+        BaseNode,
+        Document,
+        MetadataMode,
+        NodeWithScore,
+        QueryBundle,
+        TextNode,
+        TransformComponent,
+    )
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
+    raise MissingDependencyError(
+        "colbert_plugins.llama_index_retriever needs llama-index-core; install it with "
+        '`pip install "colbert-plugins[llama-index]"`'
+    ) from exc
+
+__all__ = ["NODE_CONTENT_KEY", "NODE_TYPE_KEY", "ColBERTRetriever"]
+
+#: Metadata keys holding the serialized node (the keys LlamaIndex's vector stores use).
+NODE_CONTENT_KEY = "_node_content"
+NODE_TYPE_KEY = "_node_type"
+
+
+class ColBERTRetriever(BaseRetriever):
+    """Retrieve the ``similarity_top_k`` best nodes of a ColBERT index by MaxSim score.
+
+    Build it from nodes (:meth:`from_nodes`) or documents (:meth:`from_documents`), or around
+    an existing index. Returns :class:`NodeWithScore` objects, best first, whose ``score`` is
+    the MaxSim score; each node is a fresh copy, never the stored one.
+
+    Args:
+        index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
+        similarity_top_k: number of nodes to return (>= 1).
+        callback_manager: LlamaIndex callback manager.
+        object_map, objects, verbose: as for any LlamaIndex ``BaseRetriever`` (recursive
+            retrieval through ``IndexNode`` objects).
+    """
+
+    def __init__(
+        self,
+        index: ColBERTIndex,
+        similarity_top_k: int = 4,
+        *,
+        callback_manager: CallbackManager | None = None,
+        object_map: dict[str, Any] | None = None,
+        objects: list[Any] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(index, ColBERTIndex):
+            raise InvalidArgumentTypeError(
+                f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
+            )
+        self._index = index
+        self._similarity_top_k = check_k(similarity_top_k, "similarity_top_k")
+        super().__init__(
+            callback_manager=callback_manager,
+            object_map=object_map,
+            objects=objects,
+            verbose=verbose,
+        )
+
+    @property
+    def index(self) -> ColBERTIndex:
+        """The ColBERT index searched."""
+        return self._index
+
+    @property
+    def similarity_top_k(self) -> int:
+        """Number of nodes returned (>= 1)."""
+        return self._similarity_top_k
+
+    @similarity_top_k.setter
+    def similarity_top_k(self, value: int) -> None:
+        self._similarity_top_k = check_k(value, "similarity_top_k")
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_nodes(
+        cls,
+        nodes: Iterable[BaseNode],
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        index: ColBERTIndex | None = None,
+        similarity_top_k: int = 4,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        model_kwargs: Mapping[str, Any] | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> ColBERTRetriever:
+        """Index ``nodes`` and return a retriever over them.
+
+        Args:
+            nodes: the nodes; each is indexed under its ``node_id`` with the text
+                ``node.get_content(metadata_mode)`` (re-adding a node id replaces it).
+            model: a :class:`~colbert_plugins.ColBERT`, or a model name or directory loaded
+                with ``model_kwargs``; the nodes go to a new in-process exact index.
+            index: an index to add the nodes to instead (e.g. a ``QdrantIndex``).
+            similarity_top_k: number of nodes to return.
+            metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
+                embeddings, by default; ``NONE`` indexes the text alone).
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+            model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
+            callback_manager: LlamaIndex callback manager.
+        """
+        top_k = check_k(similarity_top_k, "similarity_top_k")
+        target = resolve_index(model, index, model_kwargs)
+        retriever = cls(target, top_k, callback_manager=callback_manager)
+        retriever.add_nodes(
+            nodes, metadata_mode=metadata_mode, batch_size=batch_size, show_progress=show_progress
+        )
+        return retriever
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        model: ColBERT | str | os.PathLike[str] | None = None,
+        *,
+        transformations: Sequence[TransformComponent] | None = None,
+        **kwargs: Any,
+    ) -> ColBERTRetriever:
+        """Index documents and return a retriever over them.
+
+        With ``transformations`` (e.g. ``[SentenceSplitter(chunk_size=180)]``) the documents
+        are split into nodes first; without, each document is one node. ColBERT reads at most
+        ``document_length`` tokens of each text (the rest is truncated), so split long
+        documents. Other arguments as :meth:`from_nodes`.
+        """
+        docs = list(documents)
+        nodes: list[BaseNode] = list(docs)
+        if transformations:
+            nodes = list(run_transformations(nodes, list(transformations)))
+        return cls.from_nodes(nodes, model, **kwargs)
+
+    # -- maintenance -----------------------------------------------------------------------------
+
+    def add_nodes(
+        self,
+        nodes: Iterable[BaseNode],
+        *,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Add (or replace, by node id) nodes to the index; returns their ids."""
+        items = _check_nodes(nodes)
+        texts = [node.get_content(metadata_mode=metadata_mode) for node in items]
+        ids = [node.node_id for node in items]
+        metadatas = [_node_metadata(node) for node in items]
+        return self._index.add(
+            texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress=show_progress
+        )
+
+    def delete(self, node_ids: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Remove nodes by id (see :meth:`ColBERTIndex.delete`)."""
+        self._index.delete(node_ids, missing_ok=missing_ok)
+
+    # -- retrieval -------------------------------------------------------------------------------
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self._index.search(query_bundle.query_str, k=self._similarity_top_k)
+        return [NodeWithScore(node=_to_node(hit), score=hit.score) for hit in hits]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        # Encoding and scoring are CPU-bound: run them in a worker thread.
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _node_metadata(node: BaseNode) -> dict[str, Any]:
+    """The node's own metadata (JSON form) plus the serialized node, to rebuild it."""
+    dumped = node.model_dump(mode="json")
+    dumped["embedding"] = None
+    metadata: dict[str, Any] = dict(dumped.get("metadata") or {})
+    metadata[NODE_CONTENT_KEY] = json.dumps(dumped, ensure_ascii=False)
+    metadata[NODE_TYPE_KEY] = node.class_name()
+    return metadata
+
+
+def _to_node(hit: SearchHit) -> BaseNode:
+    if NODE_CONTENT_KEY in hit.metadata:
+        return metadata_dict_to_node(hit.metadata)
+    return TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
+
+
+def _check_nodes(nodes: Any) -> list[BaseNode]:
+    if isinstance(nodes, BaseNode | str) or not isinstance(nodes, Iterable):
+        raise InvalidArgumentTypeError(f"nodes must be a list of nodes, got {type(nodes).__name__}")
+    items = list(nodes)
+    for i, item in enumerate(items):
+        if not isinstance(item, BaseNode):
+            hint = " (pass node.node, not the NodeWithScore)" if hasattr(item, "node") else ""
+            raise InvalidArgumentTypeError(
+                f"nodes[{i}] must be a LlamaIndex node, got {type(item).__name__}{hint}"
+            )
+    return items

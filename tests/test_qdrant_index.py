@@ -1,0 +1,338 @@
+"""Tests for colbert_plugins.qdrant_index (qdrant-client local mode; unit: tiny model)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from colbert_plugins import ColBERT
+from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
+from colbert_plugins.index import IndexedDocument, IndexMismatchError, InMemoryIndex, UnknownIdError
+from colbert_plugins.pooling import Muvera
+from colbert_plugins.qdrant_index import COLBERT_VECTOR, FIXED_VECTOR, QdrantIndex, point_id
+from tiny_model import build_model_dir
+
+QUERY = "what is the capital of france"
+QUERIES = [QUERY, "the lazy dog", "late interaction model", "where is the river seine"]
+TEXTS = [
+    "the cat sat on the mat",
+    "paris is the capital of france",
+    "berlin is the capital of germany",
+    "the quick brown fox jumps over the lazy dog",
+    "london is on the thames",
+    "late interaction model",
+    "the seine is a river in paris, france!",
+    "what is a vector",
+]
+IDS = [f"d{i}" for i in range(len(TEXTS))]
+METADATAS: list[dict[str, Any]] = [
+    {"n": i, "tags": ["a", "b"], "nested": {"x": [1, 2.5, None]}, "uni": "Zürich ✓"}
+    for i in range(len(TEXTS))
+]
+CRANFIELD = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+
+
+@pytest.fixture
+def qindex(tiny_model: ColBERT) -> Iterator[QdrantIndex]:
+    index = QdrantIndex(tiny_model, prefetch_limit=None)
+    index.add(TEXTS, ids=IDS, metadatas=METADATAS)
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="module")
+def exact(tiny_model: ColBERT) -> InMemoryIndex:
+    index = InMemoryIndex(tiny_model)
+    index.add(TEXTS, ids=IDS, metadatas=METADATAS)
+    return index
+
+
+def assert_same_hits(got: list[Any], expected: list[Any]) -> None:
+    assert [h.id for h in got] == [h.id for h in expected]
+    np.testing.assert_allclose([h.score for h in got], [h.score for h in expected], rtol=1e-5)
+    assert [(h.text, h.metadata) for h in got] == [(h.text, h.metadata) for h in expected]
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_full_scan_equals_exact_index(
+    qindex: QdrantIndex, exact: InMemoryIndex, query: str
+) -> None:
+    assert_same_hits(qindex.search(query, k=5), exact.search(query, k=5))
+
+
+@pytest.mark.parametrize("fixed", ["muvera", "mean"])
+def test_prefetch_covering_everything_is_exact(
+    tiny_model: ColBERT, exact: InMemoryIndex, fixed: Any
+) -> None:
+    with QdrantIndex(tiny_model, fixed=fixed, prefetch_limit=len(TEXTS)) as index:
+        index.add(TEXTS, ids=IDS, metadatas=METADATAS)
+        for query in QUERIES:
+            assert_same_hits(index.search(query, k=3), exact.search(query, k=3))
+
+
+def test_two_stage_prefetch_limits_candidates(tiny_model: ColBERT) -> None:
+    with QdrantIndex(tiny_model, prefetch_limit=2) as index:
+        index.add(TEXTS, ids=IDS)
+        assert len(index.search(QUERY, k=1)) == 1
+        assert len(index.search(QUERY, k=5)) == 5  # the prefetch is at least k
+        # The candidates are the best two by the fixed vector, reranked by MaxSim.
+        qv = tiny_model.encode_queries([QUERY])[0]
+        fixed_q = index.fixed_vectors([qv], query=True)[0]
+        fixed_d = index.fixed_vectors(tiny_model.encode_documents(TEXTS))
+        best_two = {IDS[i] for i in np.argsort(-(fixed_d @ fixed_q))[:2]}
+        assert {h.id for h in index.search(QUERY, k=2)} == best_two
+
+
+def test_collection_layout(qindex: QdrantIndex, tiny_model: ColBERT) -> None:
+    info = qindex.client.get_collection("colbert")
+    vectors = info.config.params.vectors
+    assert isinstance(vectors, dict)
+    colbert = vectors[COLBERT_VECTOR]
+    assert colbert.size == tiny_model.dim and colbert.multivector_config is not None
+    assert colbert.hnsw_config is not None and colbert.hnsw_config.m == 0
+    assert vectors[FIXED_VECTOR].size == Muvera(tiny_model.dim).dimension == qindex.fixed_dim
+    (record,) = qindex.client.retrieve("colbert", [point_id("d1")], with_payload=True)
+    assert record.payload is not None
+    assert record.payload["id"] == "d1" and record.payload["text"] == TEXTS[1]
+    assert record.payload["metadata"] == METADATAS[1]
+    assert uuid.UUID(point_id("d1")).version == 5
+
+
+def test_empty_collection_and_bad_k(tiny_model: ColBERT) -> None:
+    with QdrantIndex(tiny_model) as index:
+        assert len(index) == 0 and index.ids() == [] and index.search(QUERY, k=3) == []
+        with pytest.raises(InvalidArgumentError, match="k must be >= 1"):
+            index.search(QUERY, k=0)
+        with pytest.raises(InvalidArgumentTypeError):
+            index.search(QUERY, k="2")  # type: ignore[arg-type]
+
+
+def test_normalized_scores(tiny_model_dir: pathlib.Path) -> None:
+    model = ColBERT.from_pretrained(
+        tiny_model_dir, query_length=8, threads=1, cache=False, normalize_scores=True
+    )
+    with QdrantIndex(model, prefetch_limit=None) as index:
+        index.add(TEXTS, ids=IDS)
+        hits = index.search(QUERY, k=3)
+        expected = model.score(QUERY, [TEXTS[IDS.index(h.id)] for h in hits])
+        np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-5)
+
+
+# -- add, replace, delete, get -----------------------------------------------------------------
+
+
+def test_add_get_len_ids(qindex: QdrantIndex) -> None:
+    assert len(qindex) == len(TEXTS)
+    assert sorted(qindex.ids()) == sorted(IDS)
+    assert qindex.get(["d3", "d1"]) == [
+        IndexedDocument("d3", TEXTS[3], METADATAS[3]),
+        IndexedDocument("d1", TEXTS[1], METADATAS[1]),
+    ]
+    with pytest.raises(UnknownIdError, match="'nope'"):
+        qindex.get(["d1", "nope"])
+    assert [d.id for d in qindex.get(["nope", "d1"], missing_ok=True)] == ["d1"]
+    assert "d1" in qindex and "nope" not in qindex
+    generated = qindex.add(["hello world"])
+    assert len(generated) == 1 and generated[0] in qindex
+
+
+def test_readd_replaces(qindex: QdrantIndex, tiny_model: ColBERT) -> None:
+    qindex.add(["the lazy dog"], ids=["d1"], metadatas=[{"new": True}])
+    assert len(qindex) == len(TEXTS)
+    assert qindex.get(["d1"]) == [IndexedDocument("d1", "the lazy dog", {"new": True})]
+    score = {h.id: h.score for h in qindex.search("the lazy dog", k=len(TEXTS))}["d1"]
+    assert score == pytest.approx(float(tiny_model.score("the lazy dog", ["the lazy dog"])[0]))
+    qindex.add(TEXTS, ids=IDS, metadatas=METADATAS)  # idempotent
+    assert len(qindex) == len(TEXTS)
+
+
+def test_delete(qindex: QdrantIndex) -> None:
+    qindex.delete(["d1", "d2"])
+    assert len(qindex) == len(TEXTS) - 2
+    assert {h.id for h in qindex.search(QUERY, k=100)} == set(IDS) - {"d1", "d2"}
+    with pytest.raises(UnknownIdError) as info:
+        qindex.delete(["d0", "d1"])  # d1 is gone: nothing is deleted
+    assert info.value.missing == ["d1"]
+    assert "d0" in qindex
+    qindex.delete(["d0", "d1"], missing_ok=True)
+    assert "d0" not in qindex and len(qindex) == len(TEXTS) - 3
+    qindex.delete([])
+    qindex.clear()
+    assert len(qindex) == 0 and qindex.search(QUERY, k=2) == []
+
+
+def test_metadata_must_be_json(tiny_model: ColBERT) -> None:
+    with QdrantIndex(tiny_model) as index:
+        with pytest.raises(InvalidArgumentTypeError, match="'x'"):
+            index.add(["hello", "world"], ids=["ok", "x"], metadatas=[{}, {"t": (1, 2)}])
+        assert len(index) == 0
+
+
+# -- persistence and opening existing collections ----------------------------------------------
+
+
+def test_path_mode_round_trip(
+    tiny_model: ColBERT, exact: InMemoryIndex, tmp_path: pathlib.Path
+) -> None:
+    with QdrantIndex(tiny_model, path=tmp_path / "q", prefetch_limit=None) as index:
+        index.add(TEXTS, ids=IDS, metadatas=METADATAS)
+        index.delete(["d7"])
+    with QdrantIndex(tiny_model, path=tmp_path / "q", prefetch_limit=None) as reopened:
+        assert sorted(reopened.ids()) == IDS[:-1]
+        assert reopened.get(IDS[:-1]) == exact.get(IDS[:-1])  # texts and metadata intact
+        expected = [h for h in exact.search(QUERY, k=8) if h.id != "d7"][:5]
+        assert_same_hits(reopened.search(QUERY, k=5), expected)
+
+
+def test_reopen_with_other_model_or_settings(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
+    client = QdrantClient(location=":memory:")
+    QdrantIndex(tiny_model, client=client).add(TEXTS[:2], ids=IDS[:2])
+    QdrantIndex(tiny_model, client=client)  # same model and settings: fine
+    with pytest.raises(IndexMismatchError, match=r"'fixed' vector has size \d+, expected 8"):
+        QdrantIndex(tiny_model, client=client, fixed="mean")
+    with pytest.raises(IndexMismatchError, match="fixed vectors"):
+        QdrantIndex(tiny_model, client=client, muvera=Muvera(tiny_model.dim, seed=7))
+    dim16 = ColBERT.from_pretrained(build_model_dir(tmp_path / "m16", dim=16), cache=False)
+    with pytest.raises(IndexMismatchError, match="16-dim"):
+        QdrantIndex(dim16, client=client)
+    seed1 = ColBERT.from_pretrained(build_model_dir(tmp_path / "s1", seed=1), cache=False)
+    with pytest.raises(IndexMismatchError, match="another model"):
+        QdrantIndex(seed1, client=client)
+    # Another collection on the same client is independent.
+    QdrantIndex(seed1, "other", client=client).add(["x"], ids=["x"])
+    client.close()
+
+
+def test_given_client_is_not_closed(tiny_model: ColBERT) -> None:
+    client = QdrantClient(location=":memory:")
+    with QdrantIndex(tiny_model, client=client) as index:
+        index.add(["hello"], ids=["h"])
+    assert client.collection_exists("colbert")  # still usable
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"path": "x", "url": "http://localhost:6333"}, InvalidArgumentError, "at most one"),
+        ({"location": ":memory:", "path": "x"}, InvalidArgumentError, "at most one"),
+        ({"fixed": "max"}, InvalidArgumentError, "fixed must be"),
+        ({"fixed": "mean", "muvera": Muvera(8)}, InvalidArgumentError, "only applies"),
+        ({"muvera": Muvera(16)}, InvalidArgumentError, "16-dim"),
+        ({"muvera": "default"}, InvalidArgumentTypeError, "Muvera instance"),
+        ({"prefetch_limit": 0}, InvalidArgumentError, ">= 1"),
+        ({"collection": ""}, InvalidArgumentError, "collection"),
+        ({"api_key": "k", "client": "c"}, InvalidArgumentError, "at most one|client"),
+    ],
+)
+def test_bad_arguments(
+    tiny_model: ColBERT, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        QdrantIndex(tiny_model, **kwargs)
+
+
+def test_model_must_be_colbert() -> None:
+    with pytest.raises(InvalidArgumentTypeError):
+        QdrantIndex("model")  # type: ignore[arg-type]
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def test_concurrent_search_and_add(tiny_model: ColBERT) -> None:
+    with QdrantIndex(tiny_model) as index:
+        index.add(TEXTS[:2], ids=IDS[:2])
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    hits = index.search(QUERY, k=3)
+                    assert 1 <= len(hits) <= 3
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(2, len(TEXTS)):
+                index.add([TEXTS[i]], ids=[IDS[i]])
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[0]
+        assert len(index) == len(TEXTS)
+
+
+# -- optional dependency -----------------------------------------------------------------------
+
+
+def test_missing_qdrant_client_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['qdrant_client'] = None\n"
+        "import colbert_plugins, colbert_plugins.index\n"
+        "try:\n"
+        "    import colbert_plugins.qdrant_index\n"
+        "except ImportError as exc:\n"
+        "    from colbert_plugins.errors import MissingDependencyError\n"
+        "    assert isinstance(exc, MissingDependencyError), type(exc)\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert 'pip install "colbert-plugins[qdrant]"' in out.stdout
+
+
+def test_core_index_imports_no_framework() -> None:
+    code = (
+        "import sys, colbert_plugins.index\n"
+        "names = ('qdrant_client', 'langchain_core', 'llama_index')\n"
+        "bad = [m for m in names if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# -- real model --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_real_model_qdrant_agrees_with_exact(real_model: ColBERT, tmp_path: pathlib.Path) -> None:
+    if not (CRANFIELD / "corpus.jsonl").is_file():
+        pytest.skip(f"Cranfield data not found at {CRANFIELD}")
+    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as fh:
+        docs = [json.loads(line) for _, line in zip(range(20), fh, strict=False)]
+    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as fh:
+        queries = [json.loads(line)["text"] for _, line in zip(range(3), fh, strict=False)]
+    texts = [f"{d['title']} {d['text']}" for d in docs]
+    ids = [d["_id"] for d in docs]
+    metas = [{"title": d["title"]} for d in docs]
+    # The same ONNX session with a document cache: both indexes encode the documents once.
+    model = ColBERT(real_model.tokenizer, real_model.encoder, name=real_model.name, cache=True)
+    exact = InMemoryIndex(model)
+    exact.add(texts, ids=ids, metadatas=metas)
+    with QdrantIndex(model, path=tmp_path / "q", prefetch_limit=len(texts)) as index:
+        index.add(texts, ids=ids, metadatas=metas)
+        for query in queries:
+            assert_same_hits(index.search(query, k=10), exact.search(query, k=10))
