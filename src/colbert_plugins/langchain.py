@@ -31,6 +31,7 @@ from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .model import ColBERT, FloatArray, check_top_n, rank_order
 from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera, mean_pool
+from .registry import DEFAULT_MODEL
 
 try:
     from langchain_core.callbacks import Callbacks
@@ -52,8 +53,6 @@ __all__ = [
     "ColBERTRetriever",
 ]
 
-#: The model loaded when none is given.
-DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
 
 #: Metadata key of the score in the documents :meth:`ColBERTRerank.compress_documents` returns
 #: (the key LangChain's other rerankers use).

@@ -23,6 +23,7 @@ from typing import Any
 from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .model import ColBERT, FloatArray, check_top_n, rank_order
+from .registry import DEFAULT_MODEL
 
 try:
     from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
@@ -39,8 +40,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 __all__ = ["DEFAULT_MODEL", "ColBERTRerank", "ColBERTRetriever"]
 
-#: The model loaded when none is given.
-DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
 
 #: Metadata key under which ``keep_retrieval_score=True`` keeps the previous score
 #: (the key LlamaIndex's own rerankers use).
