@@ -146,6 +146,7 @@ def _quantize(src: Path, dst: Path) -> None:
         str(src),
         str(dst),
         op_types_to_quantize=["MatMul"],
+        per_channel=True,
         weight_type=QuantType.QInt8,
         use_external_data_format=_has_external_data(src),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
