@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from .model import ColBERT, FloatArray
+from .scoring import segmented_maxsim
 
 __all__ = [
     "FORMAT_NAME",
@@ -67,9 +68,6 @@ _DOCUMENTS = "documents.jsonl"
 
 #: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
 ADD_CHUNK = 1024
-#: Upper bound on the token rows scored in one matrix product (a float32 block of this many
-#: rows times the query length stays a few tens of MiB).
-_BLOCK_TOKENS = 65_536
 _DTYPES: dict[str, np.dtype[Any]] = {
     "float32": np.dtype(np.float32),
     "float16": np.dtype(np.float16),
@@ -588,46 +586,6 @@ class InMemoryIndex(ColBERTIndex):
 
 
 # -- scoring -----------------------------------------------------------------------------------
-
-
-def segmented_maxsim(
-    query: FloatArray,
-    vectors: npt.NDArray[Any],
-    offsets: Int64Array,
-    block_tokens: int = _BLOCK_TOKENS,
-) -> FloatArray:
-    """MaxSim of one query against documents stored as one matrix plus offsets.
-
-    Document ``i`` is ``vectors[offsets[i]:offsets[i+1]]``; an empty one scores ``-inf``.
-    Rows are scored in blocks of about ``block_tokens`` (converted to float32 first, so
-    float16 storage is scored in float32), each block one matrix product and one segmented
-    maximum (:func:`numpy.maximum.reduceat`), as in :func:`colbert_plugins.scoring.maxsim_scores`
-    but without copying the documents together on every query. Returns float32 raw sums.
-
-    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
-    >>> segmented_maxsim(q, v, np.array([0, 1, 1, 3])).tolist()
-    [1.0, -inf, 1.600000023841858]
-    """
-    n = len(offsets) - 1
-    scores = np.full(n, -np.inf, dtype=np.float32)
-    lengths = np.diff(offsets)
-    start = 0
-    while start < n:
-        # The last document whose rows end within the budget (at least one document).
-        stop = int(np.searchsorted(offsets, offsets[start] + block_tokens, side="right")) - 1
-        stop = min(max(stop, start + 1), n)
-        first, last = int(offsets[start]), int(offsets[stop])
-        nonempty = np.flatnonzero(lengths[start:stop] > 0)
-        if nonempty.size:
-            block = vectors[first:last]
-            if block.dtype != np.float32:
-                block = block.astype(np.float32)
-            sims = query @ block.T  # [q, rows]
-            starts = offsets[start:stop][nonempty] - first
-            scores[start + nonempty] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
-        start = stop
-    return scores
 
 
 def _top_k(scores: FloatArray, k: int) -> list[int]:

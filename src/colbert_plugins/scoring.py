@@ -8,16 +8,26 @@ product with any of the document's vectors. Padding never wins a max: padded row
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["l2_normalize", "maxsim", "maxsim_padded", "maxsim_scores", "pad_vectors"]
+__all__ = [
+    "l2_normalize",
+    "maxsim",
+    "maxsim_padded",
+    "maxsim_scores",
+    "pad_vectors",
+    "segmented_maxsim",
+]
 
 FloatArray = npt.NDArray[np.float32]
 
 #: Upper bound on the query-by-document-token similarity block computed at once (elements).
 _BLOCK_ELEMENTS = 8_000_000
+#: Default upper bound on the document rows scored in one matrix product.
+_BLOCK_TOKENS = 65_536
 
 
 def l2_normalize(vectors: FloatArray, eps: float = 1e-12) -> FloatArray:
@@ -84,9 +94,8 @@ def maxsim_padded(
 def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatArray:
     """MaxSim of one query against many ragged documents, as batched matrix products.
 
-    All document vectors are concatenated so no padding exists; the per-document maximum is
-    a segmented reduction. Work is split into blocks so memory stays bounded. A document with
-    no vectors scores ``-inf``.
+    Documents are concatenated a block at a time (so memory stays bounded) and scored by
+    :func:`segmented_maxsim`; no padding exists. A document with no vectors scores ``-inf``.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> docs = [np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0], [0.6, 0.8]], np.float32)]
@@ -103,20 +112,47 @@ def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatAr
         ):
             tokens += len(documents[stop])
             stop += 1
-        _score_block(query, documents, start, stop, scores)
+        block = documents[start:stop]
+        offsets = np.concatenate(([0], np.cumsum([len(d) for d in block]))).astype(np.int64)
+        scores[start:stop] = segmented_maxsim(query, np.concatenate(block), offsets, per_block)
         start = stop
     return scores
 
 
-def _score_block(
-    query: FloatArray, documents: Sequence[FloatArray], start: int, stop: int, out: FloatArray
-) -> None:
-    block = [(i, documents[i]) for i in range(start, stop) if len(documents[i])]
-    if not block:
-        return
-    indices = np.fromiter((i for i, _ in block), dtype=np.int64)
-    lengths = np.fromiter((len(d) for _, d in block), dtype=np.int64)
-    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    stacked = np.concatenate([d for _, d in block], axis=0)
-    sims = query @ stacked.T  # [q, total tokens]
-    out[indices] = np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0)
+def segmented_maxsim(
+    query: FloatArray,
+    vectors: npt.NDArray[Any],
+    offsets: npt.NDArray[np.int64],
+    block_tokens: int = _BLOCK_TOKENS,
+) -> FloatArray:
+    """MaxSim of one query against documents stored as one matrix plus offsets.
+
+    Document ``i`` is ``vectors[offsets[i]:offsets[i+1]]``; an empty one scores ``-inf``.
+    Rows are scored in blocks of about ``block_tokens`` (converted to float32 first, so
+    float16 storage is scored in float32), each block one matrix product and one segmented
+    maximum (:func:`numpy.maximum.reduceat`). Returns float32 raw sums.
+
+    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    >>> segmented_maxsim(q, v, np.array([0, 1, 1, 3])).tolist()
+    [1.0, -inf, 1.600000023841858]
+    """
+    n = len(offsets) - 1
+    scores = np.full(n, -np.inf, dtype=np.float32)
+    lengths = np.diff(offsets)
+    start = 0
+    while start < n:
+        # The last document whose rows end within the budget (at least one document).
+        stop = int(np.searchsorted(offsets, offsets[start] + block_tokens, side="right")) - 1
+        stop = min(max(stop, start + 1), n)
+        first, last = int(offsets[start]), int(offsets[stop])
+        nonempty = np.flatnonzero(lengths[start:stop] > 0)
+        if nonempty.size:
+            block = vectors[first:last]
+            if block.dtype != np.float32:
+                block = block.astype(np.float32)
+            sims = query @ block.T  # [q, rows]
+            starts = offsets[start:stop][nonempty] - first
+            scores[start + nonempty] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
+        start = stop
+    return scores
