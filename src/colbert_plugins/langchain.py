@@ -18,17 +18,15 @@ Needs the ``langchain`` extra (``langchain-core``); importing this module withou
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
-from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from .lazy import ModelSlot, split_model
 from .model import ColBERT, FloatArray, check_top_n, rank_order
 from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera, mean_pool
 from .registry import DEFAULT_MODEL
@@ -57,80 +55,6 @@ __all__ = [
 #: Metadata key of the score in the documents :meth:`ColBERTRerank.compress_documents` returns
 #: (the key LangChain's other rerankers use).
 RELEVANCE_SCORE_KEY = "relevance_score"
-
-#: Keywords ``ColBERT.from_pretrained`` accepts besides the model: loading options and every
-#: ColBERTConfig field.
-_LOAD_KWARGS = frozenset(
-    name
-    for name, param in inspect.signature(ColBERT.from_pretrained).parameters.items()
-    if param.kind is inspect.Parameter.KEYWORD_ONLY
-) | frozenset(ColBERTConfig.field_names())
-
-
-# -- shared model handling ---------------------------------------------------------------------
-
-
-class _ModelSlot:
-    """Holds one ColBERT model: given, or loaded on first use exactly once (thread-safe).
-
-    Copies of a component (``copy.deepcopy``, ``model_copy``) share the slot, hence the
-    model: loading is expensive and the model is immutable.
-    """
-
-    def __init__(self, instance: ColBERT | None = None) -> None:
-        self._model = instance
-        self._lock = threading.Lock()
-
-    def get(self, name: str, load_kwargs: dict[str, Any]) -> ColBERT:
-        model = self._model
-        if model is None:
-            with self._lock:
-                model = self._model
-                if model is None:
-                    model = ColBERT.from_pretrained(name, **load_kwargs)
-                    self._model = model
-        return model
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _ModelSlot:
-        return self
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The model is not pickled (ONNX sessions cannot be): an unpickled component loads
-        # it again from its name on first use.
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._model = None
-        self._lock = threading.Lock()
-
-
-def _split_model(
-    model: Any, load_kwargs: dict[str, Any], owner: str
-) -> tuple[str, ColBERT | None, dict[str, Any]]:
-    """Validate the ``model`` argument: (name, instance or None, validated load kwargs)."""
-    if isinstance(model, ColBERT):
-        if load_kwargs:
-            raise InvalidArgumentError(
-                "model keyword arguments (" + ", ".join(sorted(load_kwargs)) + ") only apply "
-                "when the model is loaded from a name or path, not to a ColBERT instance"
-            )
-        return model.name, model, {}
-    if isinstance(model, str | os.PathLike):
-        name = os.fspath(model)
-        if not isinstance(name, str) or not name:
-            raise InvalidArgumentError("model must be a non-empty model name or path")
-    else:
-        raise InvalidArgumentTypeError(
-            "model must be a model name, a directory or a ColBERT instance, got "
-            f"{type(model).__name__}"
-        )
-    unknown = sorted(set(load_kwargs) - _LOAD_KWARGS)
-    if unknown:
-        raise InvalidArgumentTypeError(
-            f"{owner}() got unexpected keyword argument(s) {', '.join(unknown)}; "
-            f"model keywords are: {', '.join(sorted(_LOAD_KWARGS))}"
-        )
-    return name, None, dict(load_kwargs)
 
 
 def _check_query(query: Any, name: str = "query") -> str:
@@ -246,7 +170,7 @@ class ColBERTRerank(BaseDocumentCompressor):
         frozen=True,
     )
 
-    _slot: _ModelSlot = PrivateAttr(default_factory=_ModelSlot)
+    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
 
     def __init__(
         self,
@@ -259,7 +183,7 @@ class ColBERTRerank(BaseDocumentCompressor):
         model_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        name, instance, load_kwargs = _split_model(
+        name, instance, load_kwargs = split_model(
             model, {**(model_kwargs or {}), **kwargs}, "ColBERTRerank"
         )
         if not isinstance(normalize_scores, bool):
@@ -277,7 +201,7 @@ class ColBERTRerank(BaseDocumentCompressor):
             "model_kwargs": load_kwargs,
         }
         super().__init__(**fields)
-        self._slot = _ModelSlot(instance)
+        self._slot = ModelSlot(instance)
 
     @field_validator("top_n", mode="before")
     @classmethod
@@ -455,7 +379,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
         "document_length, ...).",
     )
 
-    _slot: _ModelSlot = PrivateAttr(default_factory=_ModelSlot)
+    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
     _muvera: Muvera | None = PrivateAttr(default=None)
 
     def __init__(
@@ -471,7 +395,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
         model_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        name, instance, load_kwargs = _split_model(
+        name, instance, load_kwargs = split_model(
             model, {**(model_kwargs or {}), **kwargs}, "ColBERTEmbeddings"
         )
         if pooling not in ("mean", "muvera"):
@@ -487,7 +411,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
             batch_size=batch_size,
             model_kwargs=load_kwargs,
         )
-        self._slot = _ModelSlot(instance)
+        self._slot = ModelSlot(instance)
 
     @property
     def colbert(self) -> ColBERT:

@@ -14,14 +14,12 @@ raises :class:`~colbert_plugins.errors.MissingDependencyError`.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from .lazy import ModelSlot, split_model
 from .model import ColBERT, FloatArray, check_top_n, rank_order
 from .registry import DEFAULT_MODEL
 
@@ -46,12 +44,6 @@ __all__ = ["DEFAULT_MODEL", "ColBERTRerank", "ColBERTRetriever"]
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 dispatcher = get_dispatcher(__name__)
-
-_LOAD_KWARGS = frozenset(
-    name
-    for name, param in inspect.signature(ColBERT.from_pretrained).parameters.items()
-    if param.kind is inspect.Parameter.KEYWORD_ONLY
-) | frozenset(ColBERTConfig.field_names())
 
 
 class ColBERTRerank(BaseNodePostprocessor):
@@ -109,8 +101,7 @@ class ColBERTRerank(BaseNodePostprocessor):
         frozen=True,
     )
 
-    _colbert: ColBERT | None = PrivateAttr(default=None)
-    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
 
     def __init__(
         self,
@@ -125,30 +116,11 @@ class ColBERTRerank(BaseNodePostprocessor):
         **kwargs: Any,
     ) -> None:
         top_n = _check_top_n(top_n)
-        load_kwargs = {**(model_kwargs or {}), **kwargs}
-        instance: ColBERT | None = None
-        if isinstance(model, ColBERT):
-            if load_kwargs:
-                raise InvalidArgumentError(
-                    "model_kwargs (" + ", ".join(sorted(load_kwargs)) + ") only apply when "
-                    "the model is loaded from a name or path, not to a ColBERT instance"
-                )
-            instance, model = model, model.name
-        elif isinstance(model, str | os.PathLike):
-            model = os.fspath(model)
-        else:
-            raise InvalidArgumentTypeError(
-                "model must be a model name, a directory or a ColBERT instance, got "
-                f"{type(model).__name__}"
-            )
-        unknown = sorted(set(load_kwargs) - _LOAD_KWARGS)
-        if unknown:
-            raise InvalidArgumentTypeError(
-                f"ColBERTRerank() got unexpected keyword argument(s) {', '.join(unknown)}; "
-                f"model keywords are: {', '.join(sorted(_LOAD_KWARGS))}"
-            )
+        name, instance, load_kwargs = split_model(
+            model, {**(model_kwargs or {}), **kwargs}, "ColBERTRerank"
+        )
         fields: dict[str, Any] = {
-            "model": model,
+            "model": name,
             "top_n": top_n,
             "keep_retrieval_score": keep_retrieval_score,
             "normalize_scores": normalize_scores,
@@ -158,7 +130,7 @@ class ColBERTRerank(BaseNodePostprocessor):
         if callback_manager is not None:
             fields["callback_manager"] = callback_manager
         super().__init__(**fields)
-        self._colbert = instance
+        self._slot = ModelSlot(instance)
 
     @classmethod
     def class_name(cls) -> str:
@@ -169,14 +141,7 @@ class ColBERTRerank(BaseNodePostprocessor):
     @property
     def colbert(self) -> ColBERT:
         """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
-        loaded = self._colbert
-        if loaded is None:
-            with self._load_lock:
-                loaded = self._colbert
-                if loaded is None:
-                    loaded = ColBERT.from_pretrained(self.model, **self.model_kwargs)
-                    self._colbert = loaded
-        return loaded
+        return self._slot.get(self.model, self.model_kwargs)
 
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query`` (``ColBERT.score``, plus
