@@ -97,6 +97,7 @@ def main() -> int:
     print(f"start: rss={proc_status_mb('VmRSS'):.1f} MiB (texts and model loaded)", flush=True)
     started = time.perf_counter()
     full_at: float | None = None
+    halfway: float | None = None
     rss = proc_status_mb("VmRSS")
     for begin in range(0, len(texts), args.chunk):
         reset_peak()
@@ -115,11 +116,15 @@ def main() -> int:
         )
         if full_at is None and stats.bytes > 0.9 * cache.max_bytes:
             full_at = rss
+        if halfway is None and done >= len(texts) // 2:
+            halfway = rss
     if full_at is None:
         print("the cache never filled up; growth not measured (use more --docs)")
         return 0
     growth = rss - full_at
     print(f"RSS growth from the chunk where the cache filled up to the end: {growth:+.1f} MiB")
+    if halfway is not None:
+        print(f"RSS growth over the second half of the documents: {rss - halfway:+.1f} MiB")
     if args.max_growth_mb is not None and growth > args.max_growth_mb:
         print(f"FAIL: grew more than {args.max_growth_mb} MiB", file=sys.stderr)
         return 1

@@ -88,7 +88,7 @@ def main() -> None:
         top1.append(int(np.argmax(a) == np.argmax(b)))
 
     name = Path(args.model).name
-    print(f"{len(chosen)} Cranfield queries x {len(pool)} candidates, model {name}")
+    print(f"{len(chosen)} {data.name} queries x {len(pool)} candidates, model {name}")
     print("| measure | value |\n| --- | --- |")
     print(f"| top-10 overlap int8 vs fp32 (mean) | {statistics.mean(overlaps):.3f} |")
     print(f"| top-10 overlap (min) | {min(overlaps):.2f} |")

@@ -93,6 +93,21 @@ def test_rerank_json_top_n_and_explain(
         )
 
 
+def test_rerank_int8(
+    tiny_model_dir: pathlib.Path, docs_txt: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["rerank", "--model", str(tiny_model_dir), "--query-length", "8", "--query", QUERY]
+    code, out, _ = run([*argv, "--int8", "--json", str(docs_txt)], capsys)
+    assert code == 0
+    int8 = ColBERT.from_pretrained(tiny_model_dir, quantize="int8", query_length=8, cache=False)
+    assert int8.encoder.path.name.startswith("int8")
+    expected = int8.rerank(QUERY, DOCS)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["index"] for r in records] == [e.index for e in expected]
+    for record, result in zip(records, expected, strict=True):
+        assert record["score"] == pytest.approx(result.score, abs=1e-4)
+
+
 def test_rerank_reads_stdin_and_custom_fields(
     tiny_model_dir: pathlib.Path,
     capsys: pytest.CaptureFixture[str],

@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="truncate long documents, or encode them as overlapping windows",
     )
     group.add_argument("--window-stride", type=_positive, help="tokens between window starts")
+    group.add_argument(
+        "--int8",
+        action="store_true",
+        help="run the int8 dynamically quantized graph (faster on CPU, slightly different scores)",
+    )
     inputs = _Parser(add_help=False)
     inputs.add_argument("file", metavar="FILE", help="text lines or JSON Lines; - for stdin")
     inputs.add_argument(
@@ -528,6 +533,7 @@ def _load_model(args: argparse.Namespace, *, cache: Any) -> Any:
         cache_dir=args.cache_dir,
         threads=args.threads,
         cache=cache,
+        quantize="int8" if getattr(args, "int8", False) else None,
         **overrides,
     )
 

@@ -1,6 +1,6 @@
 """Where the encoding time goes: our Python side, and ONNX Runtime's operators.
 
-    python benchmarks/profile.py [MODEL] [--docs 300] [--threads 2] [--int8]
+    python benchmarks/profile_encode.py [MODEL] [--docs 300] [--threads 2] [--int8]
 
 Part 1 times the stages of ``encode_documents`` on ``--docs`` Cranfield documents (cache off):
 tokenization, padding, the ONNX Runtime forward passes, and our post-processing (output checks,
