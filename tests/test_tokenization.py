@@ -93,3 +93,79 @@ def test_tokenizer_is_not_mutated_by_calls() -> None:
     before = tok.tokenize_documents(["the cat sat on the mat"])[0].tolist()
     tok.tokenize_queries([" ".join(["cat"] * 30)])
     assert tok.tokenize_documents(["the cat sat on the mat"])[0].tolist() == before
+
+
+# -- long documents are tokenized from a prefix, with the same result -----------------------
+
+_PIECES = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "paris",
+    "hello",
+    ",",
+    ".",
+    "!",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\x1c",
+    "\u200b",
+    "\u00a0",
+    "\u3000",
+    "日本語",
+    "e\u0301",
+    "supercalifragilistic" * 8,
+    "",
+]
+
+
+def _whole_text_ids(tok: ColBERTTokenizer, texts: list[str]) -> list[list[int]]:
+    """What tokenizing the whole of each text gives (the path the prefix must match)."""
+    return [
+        tok._with_marker(e.ids, tok.ids.document_marker).tolist()
+        for e in tok._document.encode_batch(texts)
+    ]
+
+
+def test_long_document_prefix_gives_the_whole_texts_tokens() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    tok = make(document_length=12)
+    cut = 20 * 11
+
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.sampled_from(_PIECES), min_size=0, max_size=400))
+    def check(pieces: list[str]) -> None:
+        text = "".join(pieces)
+        ids = [row.tolist() for row in tok.tokenize_documents([text, "cat " * 100 + text])]
+        assert ids == _whole_text_ids(tok, [text, "cat " * 100 + text])
+        (enc,) = tok.document_encodings([text])
+        (whole,) = tok._document.encode_batch([text])
+        assert enc.offsets == whole.offsets
+
+    check()
+    # Cases the prefix cannot serve, redone on the whole text: no space at all, a giant word
+    # across the cut, control characters the normalizer drops between words.
+    for text in ["x" * (3 * cut), "cat " + "y" * (3 * cut), ("cat\x1c" * cut), "日本語" * cut]:
+        assert [r.tolist() for r in tok.tokenize_documents([text])] == _whole_text_ids(tok, [text])
+
+
+def test_long_document_is_not_tokenized_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    tok = make(document_length=12)
+    seen: list[int] = []
+    real = tok._document.encode_batch
+
+    class Spy:
+        def encode_batch(self, texts: list[str]) -> list:  # type: ignore[type-arg]
+            seen.extend(len(t) for t in texts)
+            return real(texts)
+
+    monkeypatch.setattr(tok, "_document", Spy())
+    text = "the cat sat on the mat. " * 10_000
+    (ids,) = tok.tokenize_documents([text])
+    assert len(ids) == 12 and max(seen) <= 20 * 11

@@ -101,7 +101,8 @@ class ColBERTTokenizer:
         query_limit = config.query_length if config.truncate_queries else config.max_length
         self.fingerprint = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
         self._query = _configured_copy(tokenizer, max_length=query_limit - 1)
-        self._document = _configured_copy(tokenizer, max_length=config.document_length - 1)
+        self._document_limit = config.document_length - 1
+        self._document = _configured_copy(tokenizer, max_length=self._document_limit)
         self._document_full: Tokenizer | None = None
         self.window_length = 0
         self.window_stride = 0
@@ -163,8 +164,28 @@ class ColBERTTokenizer:
     # -- documents ---------------------------------------------------------------------------
 
     def document_encodings(self, texts: Sequence[str]) -> list[Encoding]:
-        """Raw tokenizer encodings of documents (before the marker), for offsets."""
-        return self._document.encode_batch(_utf8_safe(texts))
+        """Raw tokenizer encodings of documents (before the marker), truncated, for offsets.
+
+        A text much longer than the token limit is tokenized from a prefix (a few thousand
+        characters) rather than whole: a 5.7 MB document took 10 s to tokenize only to keep
+        its first 511 tokens. The prefix's encoding is used only when it is provably the
+        whole text's: it filled the limit and a space lies between its last kept token and
+        the cut, so no kept token's word was cut. Otherwise the whole text is tokenized.
+        """
+        texts = _utf8_safe(texts)
+        limit = self._document_limit
+        cut = _PREFIX_CHARS_PER_TOKEN * limit
+        long_ones = [i for i, t in enumerate(texts) if len(t) > cut]
+        if not long_ones:
+            return self._document.encode_batch(texts)
+        prefixes = [t[:cut] if len(t) > cut else t for t in texts]
+        encodings = self._document.encode_batch(prefixes)
+        redo = [i for i in long_ones if not _prefix_suffices(encodings[i], prefixes[i], limit)]
+        if redo:
+            whole = self._document.encode_batch([texts[i] for i in redo])
+            for i, encoding in zip(redo, whole, strict=True):
+                encodings[i] = encoding
+        return encodings
 
     def tokenize_documents(self, texts: Sequence[str]) -> list[IdArray]:
         """Token ids of each document, marker inserted, truncated, unpadded."""
@@ -287,6 +308,25 @@ def _utf8_safe(texts: Sequence[str]) -> list[str]:
     """Texts with lone surrogates (not encodable as UTF-8) replaced by U+FFFD, one for one,
     so character offsets stay valid."""
     return [_SURROGATES.sub("\ufffd", t) if _SURROGATES.search(t) else t for t in texts]
+
+
+#: Characters per token of the prefix a long document is tokenized from (English averages
+#: about 4.5; a prefix that turns out too short is simply redone on the whole text).
+_PREFIX_CHARS_PER_TOKEN = 20
+
+
+def _prefix_suffices(encoding: Encoding, prefix: str, limit: int) -> bool:
+    """Whether tokenizing ``prefix`` gave the same truncated tokens as the whole text would."""
+    if len(encoding.ids) < limit:
+        return False  # the prefix ran out of tokens before the limit
+    ends = [
+        end
+        for (_, end), special in zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
+        if not special
+    ]
+    # A plain space separates words in every pre-tokenizer (WordPiece, Metaspace, byte-level
+    # BPE) and no normalizer removes it; other whitespace-like characters may be dropped.
+    return bool(ends) and prefix.find(" ", max(ends)) != -1
 
 
 def _configured_copy(tokenizer: Tokenizer, *, max_length: int) -> Tokenizer:
