@@ -73,11 +73,22 @@ def test_batch_size_invariance(tiny_model: ColBERT) -> None:
             np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_token_budget_batches_give_same_vectors(tiny_model_dir: pathlib.Path) -> None:
-    small = ColBERT.from_pretrained(tiny_model_dir, max_batch_tokens=16)
-    big = ColBERT.from_pretrained(tiny_model_dir)
+def test_token_budget_batches_give_same_vectors(
+    tiny_model_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = ColBERT.from_pretrained(tiny_model_dir, max_batch_tokens=16, query_length=4)
+    big = ColBERT.from_pretrained(tiny_model_dir, query_length=4)
     for a, b in zip(small.encode_documents(DOCS), big.encode_documents(DOCS), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    queries = ["cat", "the river seine in paris " * 3, "capital of france", "sat"]
+    shapes: list[tuple[int, ...]] = []
+    run = small._run
+    monkeypatch.setattr(small, "_run", lambda ids, mask: shapes.append(ids.shape) or run(ids, mask))
+    for a, b in zip(small.encode_queries(queries), big.encode_queries(queries), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # The long query goes alone; the short ones share batches within the 16-token budget.
+    assert all(rows == 1 or rows * width <= 16 for rows, width in shapes), shapes
+    assert sum(rows for rows, _ in shapes) == len(queries) and len(shapes) < len(queries)
 
 
 def test_score_is_maxsim_of_vectors(tiny_model: ColBERT) -> None:

@@ -169,13 +169,18 @@ class ColBERT:
         """Encode queries: one ``[max(query_length, n_tokens), dim]`` array per query.
 
         Queries are padded with the mask token up to ``query_length`` and every vector is
-        kept, including those of the padding (query augmentation).
+        kept, including those of the padding (query augmentation). Like documents, they are
+        batched by similar length under the ``max_batch_tokens`` budget.
         """
         texts = _check_texts(texts, "texts")
         batch_size = _positive_int(batch_size, "batch_size")
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for batch in _chunks(order, batch_size):
+        # Padded width of each query: its tokens and marker, or query_length with [MASK]s.
+        widths = [
+            max(self.config.query_length, len(e.ids) + 1)
+            for e in self.tokenizer.query_encodings(texts)
+        ]
+        for batch in self._length_batches(widths, batch_size):
             tokens = self.tokenizer.tokenize_queries([texts[i] for i in batch])
             vectors = l2_normalize(self._run(tokens.input_ids, tokens.attention_mask))
             for row, i in enumerate(batch):
@@ -452,11 +457,6 @@ def _check_texts(texts: Any, name: str) -> list[str]:
         if not isinstance(item, str):
             raise InvalidArgumentTypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
     return items
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:
