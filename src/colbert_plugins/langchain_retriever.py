@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .index import ColBERTIndex, SearchHit, check_k, resolve_index
+from .index import resolve_index
+from .index_base import ColBERTIndex, SearchHit, check_k
 from .model import ColBERT
 
 try:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
-from .index import (
+from .index_base import (
     ColBERTIndex,
     IndexedDocument,
     IndexMismatchError,

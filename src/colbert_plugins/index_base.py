@@ -1,0 +1,290 @@
+"""The index interface: what every ColBERT index backend implements, and its checks.
+
+- :class:`ColBERTIndex`: ``add``, ``delete``, ``search``, ``get``, ``ids``, ``len``; the
+  LangChain and LlamaIndex retrievers take any implementation of it
+  (:class:`~colbert_plugins.index.InMemoryIndex`,
+  :class:`~colbert_plugins.qdrant_index.QdrantIndex`).
+- :class:`SearchHit`, :class:`IndexedDocument`: what searches and lookups return.
+- The index errors, and the argument checks the backends and retrievers share.
+
+Import these from :mod:`colbert_plugins.index`, which re-exports them. No framework import
+here: only numpy and the core.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from .model import ColBERT, FloatArray
+
+__all__ = [
+    "ADD_CHUNK",
+    "ColBERTIndex",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexedDocument",
+    "SearchHit",
+    "UnknownIdError",
+    "check_documents",
+    "check_ids",
+    "check_json_metadata",
+    "check_k",
+    "check_query_vectors",
+]
+
+#: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
+ADD_CHUNK = 1024
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class IndexMismatchError(ColBERTError):
+    """The index was built with another model (different vector size or model identity) than
+    the one it is opened with: its vectors are not comparable with this model's queries."""
+
+
+class IndexFormatError(ColBERTError):
+    """A saved index is missing, incomplete, corrupt, or of an unsupported format version."""
+
+
+class UnknownIdError(ColBERTError, LookupError):
+    """Some ids are not in the index. ``missing`` lists them (in the order given)."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = list(missing)
+        shown = ", ".join(repr(i) for i in self.missing[:5])
+        more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        super().__init__(
+            f"{len(self.missing)} id(s) not in the index: {shown}{more} "
+            "(pass missing_ok=True to ignore unknown ids)"
+        )
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the document's id, its MaxSim score, its text and its metadata.
+
+    ``metadata`` is the caller's own copy: changing it does not change the index.
+    """
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A stored document as :meth:`ColBERTIndex.get` returns it (metadata is a copy)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the interface -----------------------------------------------------------------------------
+
+
+class ColBERTIndex(ABC):
+    """Documents stored as ColBERT token vectors, searched by MaxSim.
+
+    Documents have a string id (given, or a random UUID), a text and a JSON-like metadata
+    dict. Adding a document whose id is already present replaces it. Scores follow the
+    model's ``normalize_scores`` setting, exactly as :meth:`ColBERT.score` does.
+    """
+
+    model: ColBERT
+
+    def add(
+        self,
+        texts: Iterable[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Encode and store documents; return their ids (in input order).
+
+        Args:
+            texts: the documents' texts.
+            ids: one unique string id per text (default: random UUIDs). An id already in the
+                index is replaced (text, vectors and metadata), so adding again is idempotent.
+            metadatas: one mapping (or ``None``) per text, stored as a copy.
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+        """
+        texts, ids_list, metas = check_documents(texts, ids, metadatas)
+        for start in range(0, len(texts), ADD_CHUNK):
+            chunk = slice(start, start + ADD_CHUNK)
+            vectors = self.model.encode_documents(
+                texts[chunk], batch_size=batch_size, show_progress=show_progress
+            )
+            self._upsert(ids_list[chunk], texts[chunk], metas[chunk], vectors)
+        return ids_list
+
+    def search(self, query: str, k: int = 10) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``)."""
+        if not isinstance(query, str):
+            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        k = check_k(k)
+        if len(self) == 0:
+            return []
+        return self.search_vectors(self.model.encode_queries([query])[0], k)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
+
+    @abstractmethod
+    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``)."""
+
+    @abstractmethod
+    def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Remove documents by id.
+
+        Unknown ids raise :class:`UnknownIdError` and nothing is deleted, unless
+        ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
+        """The stored documents with these ids, in the order given.
+
+        Unknown ids raise :class:`UnknownIdError`, unless ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """The ids of all stored documents."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of stored documents."""
+
+    @abstractmethod
+    def _upsert(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        vectors: list[FloatArray],
+    ) -> None:
+        """Store encoded documents, replacing those with the same ids."""
+
+
+# -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    """A positive number of results."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {k!r}")
+    if k < 1:
+        raise InvalidArgumentError(f"{name} must be >= 1, got {k}")
+    return int(k)
+
+
+def check_ids(ids: Any) -> list[str]:
+    """A list of string ids (a single string is refused: it is almost always a mistake)."""
+    if isinstance(ids, str | bytes):
+        raise InvalidArgumentTypeError(
+            f"ids must be a list of strings, not a single {type(ids).__name__}; wrap it in a list"
+        )
+    if not isinstance(ids, Iterable):
+        raise InvalidArgumentTypeError(f"ids must be a list of strings, got {type(ids).__name__}")
+    items = list(ids)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidArgumentTypeError(f"ids[{i}] must be a str, got {type(item).__name__}")
+    return items
+
+
+def check_documents(
+    texts: Any, ids: Any, metadatas: Any
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Validate ``add`` arguments: texts, unique non-empty ids (random when None) and
+    metadata copies, all of the same length."""
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise InvalidArgumentTypeError(
+            f"texts must be a list of strings, got {type(texts).__name__}"
+        )
+    text_list = list(texts)
+    for i, text in enumerate(text_list):
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+    if ids is None:
+        id_list = [str(uuid.uuid4()) for _ in text_list]
+    else:
+        id_list = check_ids(ids)
+        if len(id_list) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(id_list)} ids")
+        if any(not i for i in id_list):
+            raise InvalidArgumentError("ids must be non-empty strings")
+        if len(set(id_list)) != len(id_list):
+            dupes = [i for i, n in Counter(id_list).items() if n > 1]
+            raise InvalidArgumentError(f"ids must be unique within one call; repeated: {dupes[:5]}")
+    if metadatas is None:
+        meta_list: list[dict[str, Any]] = [{} for _ in text_list]
+    else:
+        if isinstance(metadatas, Mapping) or not isinstance(metadatas, Iterable):
+            raise InvalidArgumentTypeError(
+                f"metadatas must be a list of dicts (one per text), got {type(metadatas).__name__}"
+            )
+        raw = list(metadatas)
+        if len(raw) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(raw)} metadatas")
+        meta_list = []
+        for i, meta in enumerate(raw):
+            if meta is None:
+                meta_list.append({})
+            elif isinstance(meta, Mapping):
+                for key in meta:
+                    if not isinstance(key, str):
+                        raise InvalidArgumentTypeError(
+                            f"metadatas[{i}] keys must be str, got {type(key).__name__} {key!r}"
+                        )
+                meta_list.append(copy.deepcopy(dict(meta)))
+            else:
+                raise InvalidArgumentTypeError(
+                    f"metadatas[{i}] must be a dict or None, got {type(meta).__name__}"
+                )
+    return text_list, id_list, meta_list
+
+
+def check_json_metadata(doc_id: str, metadata: dict[str, Any]) -> str:
+    """``metadata`` as JSON, refusing what would not come back equal (tuples, NaN, objects)."""
+    try:
+        encoded = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} is not JSON-serializable: {exc}"
+        ) from exc
+    if json.loads(encoded) != metadata:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} would change in JSON (tuples become lists, "
+            "non-str keys become str): store JSON types only"
+        )
+    return encoded
+
+
+def check_query_vectors(query: Any, dim: int) -> FloatArray:
+    array = np.asarray(query, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"query vectors must be a [n, {dim}] array, got shape {array.shape}"
+        )
+    return array
