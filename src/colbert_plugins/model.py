@@ -112,8 +112,9 @@ class ColBERT:
                 (optionally persisted to SQLite) between models, ``False``/``None`` for none.
             optimize: fuse attention / layer norm / GELU of BERT-family graphs once and cache
                 the result (``"auto"``: when the ``optimize`` extra is installed).
-            quantize: ``"int8"`` for int8 dynamic quantization of the weights (faster on CPU,
-                slightly different scores; made once and cached).
+            quantize: ``"int8"`` for int8 dynamic quantization (made once and cached): faster
+                on CPU, slightly different scores (1.24-1.32x and top-10 agreement 0.905 with
+                float32 on the proxy model and 2 AVX2 cores; see the README).
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """
         unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))
