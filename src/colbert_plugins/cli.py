@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,38 +35,27 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
+from .cli_input import (
+    DEFAULT_FIELDS,
+    Document,
+    InputError,
+    UsageError,
+    display_name,
+    generated_documents,
+    read_documents,
+)
 from .config import LONG_DOCUMENT_MODES
 from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["main"]
+__all__ = ["Document", "main", "read_documents"]
 
 PROG = "colbert-plugins"
-#: Fields tried, in order, when ``--field`` is left at its default.
-DEFAULT_FIELDS = ("text", "page_content", "content")
-#: Fields whose value is reported as the document's id, when present.
-ID_FIELDS = ("_id", "id", "doc_id")
 _PREVIEW = 100
-
-
-class UsageError(Exception):
-    """Bad command-line usage (exit status 2)."""
-
-
-class InputError(Exception):
-    """Unreadable or malformed input data (exit status 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One input document: its text and, for JSON Lines input, its id if it has one."""
-
-    text: str
-    id: str | None = None
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -231,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_rerank(args: argparse.Namespace) -> int:
     docs = read_documents(args.file, field=args.field, fmt=args.format)
     if not docs:
-        raise InputError(f"{_name(args.file)} holds no documents")
+        raise InputError(f"{display_name(args.file)} holds no documents")
     model = _load_model(args, cache=True)
     results = model.rerank(args.query, [d.text for d in docs], top_n=args.top_n)
     out = sys.stdout
@@ -263,7 +251,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     _check_output(out, args.overwrite)
     docs = read_documents(args.file, field=args.field, fmt=args.format)
     if not docs:
-        raise InputError(f"{_name(args.file)} holds no documents")
+        raise InputError(f"{display_name(args.file)} holds no documents")
     from .cache import EmbeddingCache
 
     cache: EmbeddingCache | bool = EmbeddingCache(path=args.cache_path) if args.cache_path else True
@@ -287,7 +275,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         "documents": len(docs),
         "vectors": int(embeddings.shape[0]),
         "files": {"embeddings": "embeddings.npy", "offsets": "offsets.npy"},
-        "source": _name(args.file),
+        "source": display_name(args.file),
         "ids": ids if any(i is not None for i in ids) else None,
         "config": model.config.to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -427,92 +415,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"warm {result['rerank_warm_ms']} ms (median of {args.repeat})"
         )
     return 0
-
-
-# -- input ----------------------------------------------------------------------------------
-
-
-def read_documents(path: str, *, field: str | None = None, fmt: str = "auto") -> list[Document]:
-    """Documents of a text-lines or JSON Lines file (``-``: standard input).
-
-    Text lines: one document per non-blank line. JSON Lines: one object per non-blank line,
-    its text in ``field`` (default: the first of ``text``, ``page_content``, ``content``).
-    Raises :class:`InputError` on malformed input, naming the file and line.
-    """
-    if path == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    if fmt == "auto":
-        first = next((line for line in lines if line.strip()), "")
-        fmt = (
-            "jsonl"
-            if path.endswith((".jsonl", ".ndjson")) or first.lstrip().startswith("{")
-            else "text"
-        )
-    if fmt == "text":
-        if field is not None:
-            raise UsageError("--field applies to JSON Lines input only")
-        return [Document(line.strip()) for line in lines if line.strip()]
-    fields = (field,) if field else DEFAULT_FIELDS
-    docs = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{_name(path)}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from exc
-        if not isinstance(record, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        name = next((f for f in fields if f in record), None)
-        if name is None:
-            tried = " or ".join(repr(f) for f in fields)
-            raise InputError(f"{where}: no {tried} field; choose the text field with --field")
-        if not isinstance(record[name], str):
-            raise InputError(f"{where}: field {name!r} is not a string")
-        doc_id = next((record[f] for f in ID_FIELDS if f in record), None)
-        docs.append(Document(record[name], None if doc_id is None else str(doc_id)))
-    return docs
-
-
-_VOCABULARY = (
-    "flow boundary layer pressure distribution supersonic hypersonic subsonic wing body heat "
-    "transfer shock wave laminar turbulent separation reynolds number mach skin friction "
-    "theory experiment measurement model aircraft surface temperature velocity profile "
-    "stagnation point leading edge cone cylinder plate slender delta nozzle jet stability "
-    "buckling panel flutter aeroelastic load structure thermal stress similarity solution "
-    "approximate method numerical equation viscous inviscid compressible incompressible "
-    "gas air wind tunnel test results investigation analysis obtained presented found"
-)
-_GLUE = ("the", "of", "a", "in", "and", "for", "on", "at", "with", "is", "are", "to")
-
-
-def generated_documents(n: int, seed: int = 0, words: int = 160) -> list[str]:
-    """``n`` deterministic Cranfield-like abstracts of about ``words`` words (for benches).
-
-    >>> docs = generated_documents(2, words=12)
-    >>> len(docs), docs == generated_documents(2, words=12)
-    (2, True)
-    """
-    rng = np.random.default_rng(seed)
-    vocabulary = _VOCABULARY.split()
-    docs = []
-    for _ in range(n):
-        out: list[str] = []
-        while len(out) < words:
-            sentence = [
-                str(rng.choice(_GLUE)) if rng.random() < 0.3 else str(rng.choice(vocabulary))
-                for _ in range(int(rng.integers(8, 20)))
-            ]
-            out.extend(sentence)
-            out[-1] += "."
-        docs.append(" ".join(out).capitalize())
-    return docs
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -670,10 +572,6 @@ def _os_error(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc) or type(exc).__name__
-
-
-def _name(path: str) -> str:
-    return "<stdin>" if path == "-" else path
 
 
 def _preview(text: str) -> str:
