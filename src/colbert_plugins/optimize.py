@@ -164,7 +164,14 @@ def _quantize(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    excluded = gelu_fed_matmuls(onnx.load(str(src), load_external_data=False))
+    found = gelu_fed_matmuls(onnx.load(str(src), load_external_data=False))
+    # Nodes are excluded by name; an unnamed one cannot be singled out, so it is quantized.
+    excluded = [name for name in found if name]
+    if len(excluded) < len(found):
+        logger.warning(
+            "int8: %d GELU-fed MatMul nodes have no name and are quantized too",
+            len(found) - len(excluded),
+        )
     logger.debug("int8: keeping %d GELU-fed MatMuls in float32", len(excluded))
     quantize_dynamic(
         str(src),
