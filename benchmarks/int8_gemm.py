@@ -46,6 +46,7 @@ def session(nodes: list, inits: list, m: int, k: int, threads: int):  # type: ig
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
     )
+    model.ir_version = min(model.ir_version, 9)  # readable by older ONNX Runtime releases too
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -1,6 +1,7 @@
 """Where the encoding time goes: our Python side, and ONNX Runtime's operators.
 
     python benchmarks/profile_encode.py [MODEL] [--docs 300] [--threads 2] [--int8]
+        [--data ../shared/data/cranfield]
 
 Part 1 times the stages of ``encode_documents`` on ``--docs`` Cranfield documents (cache off):
 tokenization, padding, the ONNX Runtime forward passes, and our post-processing (output checks,
@@ -29,9 +30,9 @@ DEFAULT_MODEL = os.environ.get("COLBERT_PLUGINS_TEST_MODEL") or str(
 )
 
 
-def load_texts(limit: int) -> list[str]:
+def load_texts(limit: int, data: Path) -> list[str]:
     texts = []
-    path = ROOT.parent / "shared/data/cranfield/corpus.jsonl"
+    path = data / "corpus.jsonl"
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             doc = json.loads(line)
@@ -107,12 +108,13 @@ def main() -> None:
     p.add_argument("--docs", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--int8", action="store_true", help="also profile the int8 graph")
+    p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
     args = p.parse_args()
 
     from colbert_plugins import ColBERT
     from colbert_plugins.model import _pad
 
-    texts = load_texts(args.docs)
+    texts = load_texts(args.docs, Path(args.data))
     model = ColBERT.from_pretrained(args.model, threads=args.threads, cache=False)
     model.encode_documents(texts[:16])  # warm up
     stages = stage_times(model, texts)

@@ -113,7 +113,7 @@ class ColBERT:
             optimize: fuse attention / layer norm / GELU of BERT-family graphs once and cache
                 the result (``"auto"``: when the ``optimize`` extra is installed).
             quantize: ``"int8"`` for int8 dynamic quantization (made once and cached): faster
-                on CPU, slightly different scores (1.24-1.32x and top-10 agreement 0.905 with
+                on CPU, slightly different scores (1.24-1.35x and top-10 agreement 0.905 with
                 float32 on the proxy model and 2 AVX2 cores; see the README).
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """

@@ -1,0 +1,149 @@
+"""int8 recipes against float32 on this CPU: encoding speed and ranking agreement, in one run.
+
+    python benchmarks/int8_variants.py [MODEL] [--data ../shared/data/cranfield] [--queries 100]
+        [--pool 300] [--repeats 2] [--threads 2]
+
+Builds four int8 graphs from the same fused float32 graph: the shipped recipe
+(``quantize="int8"``: reduced-range weights, GELU-fed products kept float32), the same with
+full-range weights, every product quantized (reduced range), and every product quantized with
+full-range weights. Each repeat encodes the candidate pool with float32 and every int8 graph
+in turn (interleaved, ``--threads`` threads); speeds are medians, ratios medians of per-repeat
+ratios. Agreement with float32: mean top-10 overlap and Kendall tau-b per query over the pool
+(every document judged relevant for the queries, then the corpus's first documents up to
+``--pool``). Full-range weights only make sense on CPUs with AVX-VNNI / AMX: elsewhere the int8
+kernel's int16 sums saturate (see ``int8_gemm.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DEFAULT_MODEL = os.environ.get("COLBERT_PLUGINS_TEST_MODEL") or str(
+    HERE.parent.parent / "shared/models/colbert-minilm-proxy"
+)
+
+
+def recipe(reduce_range: bool, keep_gelu_float: bool) -> Callable[[Path, Path], None]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from colbert_plugins.optimize import gelu_fed_matmuls
+
+    def build(src: Path, dst: Path) -> None:
+        graph = onnx.load(str(src), load_external_data=False)
+        keep = [n for n in gelu_fed_matmuls(graph) if n] if keep_gelu_float else []
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=True,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+    return build
+
+
+def main() -> None:
+    from quantization_agreement import kendall_tau
+
+    import colbert_plugins.optimize as optimize
+    from colbert_plugins import ColBERT
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    p.add_argument("--data", default=str(HERE.parent.parent / "shared/data/cranfield"))
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--pool", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    data = Path(args.data)
+    corpus = {}
+    with (data / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            corpus[doc["_id"]] = f"{doc.get('title', '')} {doc.get('text', '')}".strip()
+    with (data / "queries.jsonl").open(encoding="utf-8") as fh:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, fh)}
+    relevant: dict[str, list[str]] = {}
+    with (data / "qrels.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            relevant.setdefault(row["query-id"], []).append(row["corpus-id"])
+    chosen = [q for q in queries if q in relevant][: args.queries]
+    ids = list(dict.fromkeys(d for q in chosen for d in relevant[q] if d in corpus))
+    ids += [d for d in corpus if d not in set(ids)][: max(0, args.pool - len(ids))]
+    pool = [corpus[d] for d in ids]
+
+    models = {
+        "float32 (fused)": ColBERT.from_pretrained(args.model, threads=args.threads, cache=False)
+    }
+    shipped = optimize._quantize
+    variants = {
+        "int8, shipped recipe": shipped,
+        "int8, full-range weights": recipe(reduce_range=False, keep_gelu_float=True),
+        "int8, every product": recipe(reduce_range=True, keep_gelu_float=False),
+        "int8, every product, full range": recipe(reduce_range=False, keep_gelu_float=False),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, build) in enumerate(variants.items()):
+            optimize._quantize = build  # each recipe in its own cache directory
+            os.environ["COLBERT_PLUGINS_CACHE"] = str(Path(tmp) / str(i))
+            models[name] = ColBERT.from_pretrained(
+                args.model, threads=args.threads, cache=False, quantize="int8"
+            )
+        optimize._quantize = shipped
+
+    speeds: dict[str, list[float]] = {name: [] for name in models}
+    vectors = {}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            vectors[name] = model.encode_documents(pool)
+            speeds[name].append(len(pool) / (time.perf_counter() - start))
+    base = "float32 (fused)"
+    reference = {
+        q: models[base].score_vectors(models[base].encode_queries([queries[q]])[0], vectors[base])
+        for q in chosen
+    }
+    print(
+        f"{len(chosen)} {data.name} queries x {len(pool)} candidates, model "
+        f"{Path(args.model).name}, {args.threads} threads, median of {args.repeats} runs"
+    )
+    print("| graph | docs/s | vs float32 | top-10 overlap | Kendall tau |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, model in models.items():
+        ratio = statistics.median(a / b for a, b in zip(speeds[name], speeds[base], strict=True))
+        overlap, tau = "", ""
+        if name != base:
+            overlaps, taus = [], []
+            for q in chosen:
+                a = reference[q]
+                b = model.score_vectors(model.encode_queries([queries[q]])[0], vectors[name])
+                top_a = set(np.argsort(-a, kind="stable")[:10].tolist())
+                top_b = set(np.argsort(-b, kind="stable")[:10].tolist())
+                overlaps.append(len(top_a & top_b) / 10)
+                taus.append(kendall_tau(a, b))
+            overlap, tau = f"{statistics.mean(overlaps):.3f}", f"{statistics.mean(taus):.3f}"
+        rate = statistics.median(speeds[name])
+        print(f"| {name} | {rate:.1f} | {ratio:.2f}x | {overlap} | {tau} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
