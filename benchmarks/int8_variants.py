@@ -17,17 +17,13 @@ kernel's int16 sums saturate (see ``int8_gemm.py``).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -36,31 +32,8 @@ DEFAULT_MODEL = os.environ.get("COLBERT_PLUGINS_TEST_MODEL") or str(
 )
 
 
-def recipe(reduce_range: bool, keep_gelu_float: bool) -> Callable[[Path, Path], None]:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from colbert_plugins.optimize import gelu_fed_matmuls
-
-    def build(src: Path, dst: Path) -> None:
-        graph = onnx.load(str(src), load_external_data=False)
-        keep = [n for n in gelu_fed_matmuls(graph) if n] if keep_gelu_float else []
-        quantize_dynamic(
-            str(src),
-            str(dst),
-            op_types_to_quantize=["MatMul", "Attention"],
-            per_channel=True,
-            reduce_range=reduce_range,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-
-    return build
-
-
 def main() -> None:
-    from quantization_agreement import kendall_tau
+    from quantization_agreement import candidate_pool, kendall_tau, top10_overlap
 
     import colbert_plugins.optimize as optimize
     from colbert_plugins import ColBERT
@@ -75,21 +48,7 @@ def main() -> None:
     args = p.parse_args()
 
     data = Path(args.data)
-    corpus = {}
-    with (data / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            corpus[doc["_id"]] = f"{doc.get('title', '')} {doc.get('text', '')}".strip()
-    with (data / "queries.jsonl").open(encoding="utf-8") as fh:
-        queries = {q["_id"]: q["text"] for q in map(json.loads, fh)}
-    relevant: dict[str, list[str]] = {}
-    with (data / "qrels.tsv").open(encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            relevant.setdefault(row["query-id"], []).append(row["corpus-id"])
-    chosen = [q for q in queries if q in relevant][: args.queries]
-    ids = list(dict.fromkeys(d for q in chosen for d in relevant[q] if d in corpus))
-    ids += [d for d in corpus if d not in set(ids)][: max(0, args.pool - len(ids))]
-    pool = [corpus[d] for d in ids]
+    chosen, queries, pool = candidate_pool(data, args.queries, args.pool)
 
     models = {
         "float32 (fused)": ColBERT.from_pretrained(args.model, threads=args.threads, cache=False)
@@ -97,9 +56,11 @@ def main() -> None:
     shipped = optimize._quantize
     variants = {
         "int8, shipped recipe": shipped,
-        "int8, full-range weights": recipe(reduce_range=False, keep_gelu_float=True),
-        "int8, every product": recipe(reduce_range=True, keep_gelu_float=False),
-        "int8, every product, full range": recipe(reduce_range=False, keep_gelu_float=False),
+        "int8, full-range weights": partial(shipped, reduce_range=False),
+        "int8, every product": partial(shipped, keep_gelu_float=False),
+        "int8, every product, full range": partial(
+            shipped, reduce_range=False, keep_gelu_float=False
+        ),
     }
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, build) in enumerate(variants.items()):
@@ -136,9 +97,7 @@ def main() -> None:
             for q in chosen:
                 a = reference[q]
                 b = model.score_vectors(model.encode_queries([queries[q]])[0], vectors[name])
-                top_a = set(np.argsort(-a, kind="stable")[:10].tolist())
-                top_b = set(np.argsort(-b, kind="stable")[:10].tolist())
-                overlaps.append(len(top_a & top_b) / 10)
+                overlaps.append(top10_overlap(a, b))
                 taus.append(kendall_tau(a, b))
             overlap, tau = f"{statistics.mean(overlaps):.3f}", f"{statistics.mean(taus):.3f}"
         rate = statistics.median(speeds[name])

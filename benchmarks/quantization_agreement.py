@@ -35,21 +35,28 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     da, db = da[upper], db[upper]
     concordant_minus_discordant = float((da * db).sum())
     denom = np.sqrt(float((da != 0).sum()) * float((db != 0).sum()))
-    return concordant_minus_discordant / denom if denom else 0.0
+    return float(concordant_minus_discordant / denom) if denom else 0.0
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT.parent / "shared/models/colbert-minilm-proxy"))
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
-    p.add_argument("--queries", type=int, default=30)
-    p.add_argument("--pool", type=int, default=300)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+def top10_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the 10 best items of ``a`` that are among the 10 best of ``b``.
 
-    from colbert_plugins import ColBERT
+    >>> top10_overlap(np.arange(20.0), np.arange(20.0)[::-1])
+    0.0
+    """
+    top_a = set(np.argsort(-a, kind="stable")[:10].tolist())
+    top_b = set(np.argsort(-b, kind="stable")[:10].tolist())
+    return len(top_a & top_b) / 10
 
-    data = Path(args.data)
+
+def candidate_pool(
+    data: Path, n_queries: int, pool_size: int
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """(chosen query ids, query texts by id, candidate texts) of a BEIR-layout data set.
+
+    The first ``n_queries`` queries with judgements; the pool holds every document judged
+    relevant for them, then the corpus's first documents up to ``pool_size``.
+    """
     corpus = {}
     with (data / "corpus.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
@@ -64,10 +71,26 @@ def main() -> None:
     with (data / "qrels.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             relevant.setdefault(row["query-id"], []).append(row["corpus-id"])
-    chosen = [q for q in queries if q in relevant][: args.queries]
+    chosen = [q for q in queries if q in relevant][:n_queries]
     pool_ids = list(dict.fromkeys(d for q in chosen for d in relevant[q] if d in corpus))
-    pool_ids += [d for d in corpus if d not in set(pool_ids)][: max(0, args.pool - len(pool_ids))]
-    pool = [corpus[d] for d in pool_ids]
+    judged = set(pool_ids)
+    pool_ids += [d for d in corpus if d not in judged][: max(0, pool_size - len(pool_ids))]
+    return chosen, queries, [corpus[d] for d in pool_ids]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(ROOT.parent / "shared/models/colbert-minilm-proxy"))
+    p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
+    p.add_argument("--queries", type=int, default=30)
+    p.add_argument("--pool", type=int, default=300)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    from colbert_plugins import ColBERT
+
+    data = Path(args.data)
+    chosen, queries, pool = candidate_pool(data, args.queries, args.pool)
 
     fp32 = ColBERT.from_pretrained(args.model, threads=args.threads)
     int8 = ColBERT.from_pretrained(args.model, threads=args.threads, quantize="int8")
@@ -81,9 +104,7 @@ def main() -> None:
     for qid in chosen:
         a = fp32.score(queries[qid], pool)
         b = int8.score(queries[qid], pool)
-        top_a = set(np.argsort(-a, kind="stable")[:10].tolist())
-        top_b = set(np.argsort(-b, kind="stable")[:10].tolist())
-        overlaps.append(len(top_a & top_b) / 10)
+        overlaps.append(top10_overlap(a, b))
         taus.append(kendall_tau(a, b))
         top1.append(int(np.argmax(a) == np.argmax(b)))
 

@@ -150,8 +150,13 @@ def _has_external_data(path: Path) -> bool:
     return any(path.parent.glob(path.name + "*data"))
 
 
-def _quantize(src: Path, dst: Path) -> None:
+def _quantize(
+    src: Path, dst: Path, *, reduce_range: bool = True, keep_gelu_float: bool = True
+) -> None:
     """Dynamic int8: weights per output channel, activations per tensor at run time.
+
+    The defaults are the shipped recipe; ``benchmarks/int8_variants.py`` compares it with
+    full-range weights and with every product quantized.
 
     Weights use the reduced range -63..63: on CPUs without AVX-VNNI the int8 kernels multiply
     with ``vpmaddubsw``, whose int16 sums saturate with full-range weights (rare but large
@@ -164,7 +169,9 @@ def _quantize(src: Path, dst: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    found = gelu_fed_matmuls(onnx.load(str(src), load_external_data=False))
+    found = (
+        gelu_fed_matmuls(onnx.load(str(src), load_external_data=False)) if keep_gelu_float else []
+    )
     # Nodes are excluded by name; an unnamed one cannot be singled out, so it is quantized.
     excluded = [name for name in found if name]
     if len(excluded) < len(found):
@@ -178,7 +185,7 @@ def _quantize(src: Path, dst: Path) -> None:
         str(dst),
         op_types_to_quantize=["MatMul", "Attention"],
         per_channel=True,
-        reduce_range=True,
+        reduce_range=reduce_range,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=excluded,
         use_external_data_format=_has_external_data(src),
