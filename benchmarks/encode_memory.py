@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from soak import growth_status, rss_mb  # run from benchmarks/: its sibling script
+
 from colbert_plugins import ColBERT
 from colbert_plugins.cache import EmbeddingCache
 
@@ -34,13 +36,6 @@ SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = os.environ.get("COLBERT_PLUGINS_TEST_MODEL") or str(
     SHARED / "models/colbert-minilm-proxy"
 )
-
-
-def proc_status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def reset_peak() -> None:
@@ -94,22 +89,22 @@ def main() -> int:
         f"cache={args.cache_mb:g} MiB document_length={args.document_length} "
         f"threads={args.threads}"
     )
-    print(f"start: rss={proc_status_mb('VmRSS'):.1f} MiB (texts and model loaded)", flush=True)
+    print(f"start: rss={rss_mb():.1f} MiB (texts and model loaded)", flush=True)
     started = time.perf_counter()
     full_at: float | None = None
     halfway: float | None = None
-    rss = proc_status_mb("VmRSS")
+    rss = rss_mb()
     for begin in range(0, len(texts), args.chunk):
         reset_peak()
         vectors = model.encode_documents(texts[begin : begin + args.chunk])
         result_mb = sum(v.nbytes for v in vectors) / 2**20
         del vectors  # handed on, as an indexing job would
         stats = cache.stats()
-        rss = proc_status_mb("VmRSS")
+        rss = rss_mb()
         done = begin + args.chunk
         print(
             f"docs={min(done, len(texts)):>6}  rss={rss:7.1f} MiB  chunk peak="
-            f"{proc_status_mb('VmHWM'):7.1f} MiB  chunk vectors={result_mb:6.1f} MiB  "
+            f"{rss_mb('VmHWM'):7.1f} MiB  chunk vectors={result_mb:6.1f} MiB  "
             f"cache={stats.bytes / 2**20:6.1f} MiB ({stats.entries} entries)  "
             f"{min(done, len(texts)) / (time.perf_counter() - started):5.1f} docs/s",
             flush=True,
@@ -125,10 +120,7 @@ def main() -> int:
     print(f"RSS growth from the chunk where the cache filled up to the end: {growth:+.1f} MiB")
     if halfway is not None:
         print(f"RSS growth over the second half of the documents: {rss - halfway:+.1f} MiB")
-    if args.max_growth_mb is not None and growth > args.max_growth_mb:
-        print(f"FAIL: grew more than {args.max_growth_mb} MiB", file=sys.stderr)
-        return 1
-    return 0
+    return growth_status(growth, args.max_growth_mb)
 
 
 if __name__ == "__main__":

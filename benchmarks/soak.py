@@ -154,8 +154,13 @@ def main() -> int:
         return 0
     growth = end - after_warmup
     print(f"RSS growth after warm-up: {growth:+.1f} MiB")
-    if args.max_growth_mb is not None and growth > args.max_growth_mb:
-        print(f"FAIL: grew more than {args.max_growth_mb} MiB", file=sys.stderr)
+    return growth_status(growth, args.max_growth_mb)
+
+
+def growth_status(growth: float, max_growth_mb: float | None) -> int:
+    """Exit status: 1 (with a FAIL line) when ``growth`` exceeds the allowed MiB, else 0."""
+    if max_growth_mb is not None and growth > max_growth_mb:
+        print(f"FAIL: grew more than {max_growth_mb} MiB", file=sys.stderr)
         return 1
     return 0
 
