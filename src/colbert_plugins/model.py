@@ -176,13 +176,11 @@ class ColBERT:
         texts = _check_texts(texts, "texts")
         batch_size = _positive_int(batch_size, "batch_size")
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
+        rows = self.tokenizer.query_rows(texts)
         # Padded width of each query: its tokens and marker, or query_length with [MASK]s.
-        widths = [
-            max(self.config.query_length, len(e.ids) + 1)
-            for e in self.tokenizer.query_encodings(texts)
-        ]
+        widths = [max(self.config.query_length, len(row)) for row in rows]
         for batch in self._length_batches(widths, batch_size):
-            tokens = self.tokenizer.tokenize_queries([texts[i] for i in batch])
+            tokens = self.tokenizer.pad_queries([rows[i] for i in batch])
             vectors = l2_normalize(self._run(tokens.input_ids, tokens.attention_mask))
             for row, i in enumerate(batch):
                 results[i] = vectors[row, : tokens.lengths[row]].copy()

@@ -145,10 +145,17 @@ class ColBERTTokenizer:
 
     def tokenize_queries(self, texts: Sequence[str]) -> TokenizedQueries:
         """Tokenize queries into one padded batch (see :class:`TokenizedQueries`)."""
-        cfg = self.config
-        rows = [
+        return self.pad_queries(self.query_rows(texts))
+
+    def query_rows(self, texts: Sequence[str]) -> list[IdArray]:
+        """Token ids of each query with its marker, unpadded (no [MASK] yet)."""
+        return [
             self._with_marker(e.ids, self.ids.query_marker) for e in self.query_encodings(texts)
         ]
+
+    def pad_queries(self, rows: Sequence[IdArray]) -> TokenizedQueries:
+        """Query rows (from :meth:`query_rows`) padded with [MASK] into one batch."""
+        cfg = self.config
         lengths = [max(cfg.query_length, len(r)) for r in rows]
         width = max(lengths, default=cfg.query_length)
         input_ids = np.full((len(rows), width), self.ids.pad, dtype=np.int64)
