@@ -23,23 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench import load_texts  # run from benchmarks/: its sibling script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = os.environ.get("COLBERT_PLUGINS_TEST_MODEL") or str(
     ROOT.parent / "shared/models/colbert-minilm-proxy"
 )
-
-
-def load_texts(limit: int, data: Path) -> list[str]:
-    texts = []
-    path = data / "corpus.jsonl"
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            texts.append(f"{doc.get('title', '')} {doc.get('text', '')}".strip())
-            if len(texts) >= limit:
-                break
-    return texts
 
 
 def stage_times(model, texts: list[str]) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -114,11 +103,12 @@ def main() -> None:
     from colbert_plugins import ColBERT
     from colbert_plugins.model import _pad
 
-    texts = load_texts(args.docs, Path(args.data))
+    texts = load_texts(Path(args.data), args.docs)
     model = ColBERT.from_pretrained(args.model, threads=args.threads, cache=False)
     model.encode_documents(texts[:16])  # warm up
     stages = stage_times(model, texts)
-    print(f"{len(texts)} Cranfield documents, {args.threads} threads, graph {model.encoder.path}")
+    data_name = Path(args.data).name
+    print(f"{len(texts)} {data_name} documents, {args.threads} threads, graph {model.encoder.path}")
     print_table("Stages of encode_documents (seconds)", stages, "s")
 
     ids = model.tokenizer.tokenize_documents(texts)
