@@ -8,6 +8,7 @@ Examples::
     colbert-plugins download answerdotai/answerai-colbert-small-v1
     colbert-plugins info ./my-model --json
     colbert-plugins bench --model ./my-model --docs 200
+    colbert-plugins serve --model ./my-model --port 8000 --api-key "$KEY"
 
 Input files hold one document per line: plain text, or JSON Lines with a text field
 (``--field``, default ``text``, falling back to ``page_content`` and ``content``); ``-`` reads
@@ -210,6 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_positive, default=5, help="warm rerank repetitions")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(handler=_cmd_bench)
+
+    p = sub.add_parser(
+        "serve",
+        parents=[loading, quiet],
+        help="serve the Cohere/Jina /v1/rerank and TEI /rerank APIs over HTTP",
+        description="Serve the model over HTTP (needs the server extra); see the README.",
+    )
+    p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+    p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("COLBERT_PLUGINS_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $COLBERT_PLUGINS_API_KEY)",
+    )
+    p.add_argument("--max-documents", type=_positive, default=1000, help="per request")
+    p.add_argument("--max-request-bytes", type=_positive, default=4 << 20, help="per request")
+    p.add_argument("--max-queue", type=_positive, default=256, help="waiting requests (503)")
+    p.add_argument("--cache-path", help="SQLite document cache kept across restarts")
+    p.set_defaults(handler=_cmd_serve)
     return parser
 
 
@@ -414,6 +435,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"rerank   1x{len(candidates)} cold {result['rerank_cold_ms']} ms, "
             f"warm {result['rerank_warm_ms']} ms (median of {args.repeat})"
         )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .cache import EmbeddingCache
+    from .server import ServerSettings, serve
+
+    cache = EmbeddingCache(path=args.cache_path) if args.cache_path else True
+    settings = ServerSettings(
+        api_key=args.api_key or None,
+        max_documents=args.max_documents,
+        max_request_bytes=args.max_request_bytes,
+        max_queue=args.max_queue,
+    )
+    model = _load_model(args, cache=cache)
+    serve(
+        model,
+        host=args.host,
+        port=args.port,
+        settings=settings,
+        log_level="warning" if args.quiet else "info",
+    )
     return 0
 
 
