@@ -28,7 +28,8 @@ import numpy as np
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .lazy import ModelSlot, split_model
 from .model import ColBERT, FloatArray, check_top_n, rank_order
-from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera, mean_pool
+from .pooled import PooledEmbedder
+from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera
 from .registry import DEFAULT_MODEL
 
 try:
@@ -380,7 +381,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
     )
 
     _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
-    _muvera: Muvera | None = PrivateAttr(default=None)
+    _pooler: PooledEmbedder = PrivateAttr(default_factory=PooledEmbedder)
 
     def __init__(
         self,
@@ -398,9 +399,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
         name, instance, load_kwargs = split_model(
             model, {**(model_kwargs or {}), **kwargs}, "ColBERTEmbeddings"
         )
-        if pooling not in ("mean", "muvera"):
-            raise InvalidArgumentError(f'pooling must be "mean" or "muvera", got {pooling!r}')
-        Muvera(1, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, seed=seed)  # validates
+        pooler = PooledEmbedder(pooling, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, seed=seed)
         super().__init__(
             model=name,
             pooling=pooling,
@@ -412,6 +411,7 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
             model_kwargs=load_kwargs,
         )
         self._slot = ModelSlot(instance)
+        self._pooler = pooler
 
     @property
     def colbert(self) -> ColBERT:
@@ -421,40 +421,23 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
     @property
     def muvera(self) -> Muvera:
         """The MUVERA encoder for this model's token size and the MUVERA parameters."""
-        muvera = self._muvera
-        if muvera is None:
-            # Deterministic: concurrent first calls build equal encoders, any one may win.
-            muvera = Muvera(
-                self.colbert.dim,
-                k_sim=self.k_sim,
-                d_proj=self.d_proj,
-                r_reps=self.r_reps,
-                seed=self.seed,
-            )
-            self._muvera = muvera
-        return muvera
+        return self._pooler.muvera(self.colbert)
 
     @property
     def dimension(self) -> int:
         """Length of the vectors of :meth:`embed_documents` and :meth:`embed_query`."""
-        return self.muvera.dimension if self.pooling == "muvera" else self.colbert.dim
+        return self._pooler.dimension(self.colbert)
 
     # -- pooled vectors ----------------------------------------------------------------------
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """One pooled vector (``dimension`` floats) per text, in input order."""
-        vectors = self.colbert.encode_documents(texts, batch_size=self.batch_size)
-        if self.pooling == "muvera":
-            return [self.muvera.encode_document(v).tolist() for v in vectors]
-        return [mean_pool(v).tolist() for v in vectors]
+        return self._pooler.documents(self.colbert, texts, self.batch_size)
 
     def embed_query(self, text: str) -> list[float]:
         """The pooled vector (``dimension`` floats) of a query."""
         text = _check_query(text, "text")
-        vectors = self.colbert.encode_queries([text])[0]
-        if self.pooling == "muvera":
-            return self.muvera.encode_query(vectors).tolist()  # type: ignore[no-any-return]
-        return mean_pool(vectors).tolist()  # type: ignore[no-any-return]
+        return self._pooler.queries(self.colbert, [text])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """:meth:`embed_documents` in a worker thread, so the event loop is not blocked."""

@@ -1,4 +1,5 @@
-"""LlamaIndex integration: a ColBERT (MaxSim) node postprocessor for any query engine.
+"""LlamaIndex integration: a ColBERT (MaxSim) node postprocessor for any query engine, and
+a ColBERT embedding (:class:`ColBERTEmbedding`) and retriever (:class:`ColBERTRetriever`).
 
 >>> from colbert_plugins.llama_index import ColBERTRerank  # doctest: +SKIP
 >>> reranker = ColBERTRerank(model="answerdotai/answerai-colbert-small-v1", top_n=3)
@@ -36,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "colbert-plugins[llama-index]"`'
     ) from exc
 
-__all__ = ["DEFAULT_MODEL", "ColBERTRerank", "ColBERTRetriever"]
+__all__ = ["DEFAULT_MODEL", "ColBERTEmbedding", "ColBERTRerank", "ColBERTRetriever"]
 
 
 #: Metadata key under which ``keep_retrieval_score=True`` keeps the previous score
@@ -226,4 +227,5 @@ def _check_nodes(nodes: Any) -> list[NodeWithScore]:
     return list(nodes)
 
 
+from .llama_index_embedding import ColBERTEmbedding  # noqa: E402  (re-export)
 from .llama_index_retriever import ColBERTRetriever  # noqa: E402  (re-export; it imports this module's deps)
