@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-documents", type=_positive, default=1000, help="per request")
     p.add_argument("--max-request-bytes", type=_positive, default=4 << 20, help="per request")
     p.add_argument("--max-queue", type=_positive, default=256, help="waiting requests (503)")
+    p.add_argument("--max-batch-documents", type=_positive, default=512, help="per model call")
     p.add_argument("--cache-path", help="SQLite document cache kept across restarts")
     p.set_defaults(handler=_cmd_serve)
     return parser
@@ -448,6 +449,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_documents=args.max_documents,
         max_request_bytes=args.max_request_bytes,
         max_queue=args.max_queue,
+        max_batch_documents=args.max_batch_documents,
     )
     model = _load_model(args, cache=cache)
     serve(
