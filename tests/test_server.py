@@ -12,6 +12,8 @@ import asyncio
 import json
 import pathlib
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -342,3 +344,34 @@ def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--api-key", "--max-documents", "--max-request-bytes", "--threads"):
         assert option in out
+
+
+def test_missing_server_extra_names_it() -> None:
+    """Without Starlette, importing the server (or `serve`) says which extra to install."""
+    code = (
+        "import sys\n"
+        "sys.modules['starlette'] = None\n"
+        "from colbert_plugins.errors import MissingDependencyError\n"
+        "try:\n"
+        "    import colbert_plugins.server\n"
+        "except MissingDependencyError as exc:\n"
+        "    assert 'colbert-plugins[server]' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('imported without starlette')\n"
+        "from colbert_plugins.cli import main\n"
+        "assert main(['serve', '--model', 'unused']) == 1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "colbert-plugins[server]" in result.stderr  # the CLI's one-line error
+
+
+def test_core_import_does_not_import_the_server() -> None:
+    code = (
+        "import sys, colbert_plugins, colbert_plugins.cli\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

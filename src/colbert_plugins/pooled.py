@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from .errors import InvalidArgumentError
-from .model import ColBERT
+from .model import ColBERT, FloatArray
 from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera, mean_pool
 
 __all__ = ["POOLINGS", "PooledEmbedder", "Pooling"]
@@ -72,17 +72,19 @@ class PooledEmbedder:
     ) -> list[list[float]]:
         """One pooled vector per document text, in input order."""
         vectors = model.encode_documents(texts, batch_size=batch_size)
-        if self.pooling == "muvera":
-            muvera = self.muvera(model)
-            return [muvera.encode_document(v).tolist() for v in vectors]
-        return [mean_pool(v).tolist() for v in vectors]
+        return self._pool(model, vectors, is_query=False)
 
     def queries(
         self, model: ColBERT, texts: Sequence[str], batch_size: int = 32
     ) -> list[list[float]]:
         """One pooled vector per query text, in input order."""
-        vectors = model.encode_queries(texts, batch_size=batch_size)
+        return self._pool(model, model.encode_queries(texts, batch_size=batch_size), is_query=True)
+
+    def _pool(
+        self, model: ColBERT, vectors: list[FloatArray], *, is_query: bool
+    ) -> list[list[float]]:
         if self.pooling == "muvera":
             muvera = self.muvera(model)
-            return [muvera.encode_query(v).tolist() for v in vectors]
+            encode = muvera.encode_query if is_query else muvera.encode_document
+            return [encode(v).tolist() for v in vectors]
         return [mean_pool(v).tolist() for v in vectors]
