@@ -2,8 +2,8 @@
 
 Usage:
     python benchmarks/serve_load.py [MODEL] [--clients 1,4,16,64] [--requests 64]
-        [--repeats 3] [--threads 2] [--data DIR] [--seen 200] [--words 60] [--unbatched 16]
-        [--seed 0] [--json]
+        [--repeats 3] [--threads 2] [--data DIR] [--seen 200] [--new-fraction 0.5]
+        [--words 60] [--unbatched 16] [--seed 0] [--json]
 
 Every request reranks 20-50 candidates for a query (Cranfield by default, each document cut
 to its first ``--words`` words to keep the run short on a small CPU): half drawn from a
@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=str(SHARED / "data/cranfield"), help="BEIR directory")
     p.add_argument("--seen", type=int, default=200, help="documents cached before each run")
     p.add_argument(
+        "--new-fraction",
+        type=float,
+        default=0.5,
+        help="share of each request's candidates never sent before (default 0.5)",
+    )
+    p.add_argument(
         "--words", type=int, default=60, help="cut documents to N words (0: whole documents)"
     )
     p.add_argument(
@@ -88,9 +94,15 @@ def load_queries(data: Path) -> list[str]:
 
 
 def make_workload(
-    texts: list[str], queries: list[str], n_requests: int, n_seen: int, seed: int
+    texts: list[str],
+    queries: list[str],
+    n_requests: int,
+    n_seen: int,
+    seed: int,
+    new_fraction: float = 0.5,
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """(seen pool, requests): 20-50 candidates each, half from the pool, half new."""
+    """(seen pool, requests): 20-50 candidates each, ``new_fraction`` of them new, the rest
+    from the pool."""
     rng = random.Random(seed)
     order = rng.sample(range(len(texts)), len(texts))
     seen = [texts[i] for i in order[:n_seen]]
@@ -98,7 +110,7 @@ def make_workload(
     requests = []
     for r in range(n_requests):
         n = rng.randint(20, 50)
-        n_new = n // 2
+        n_new = int(n * new_fraction)
         if len(fresh) < n_new:
             raise SystemExit(
                 f"error: the corpus has too few documents for {n_requests} requests with new "
@@ -282,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     texts = load_texts(data, 1_000_000)
     if args.words > 0:
         texts = list(dict.fromkeys(" ".join(t.split()[: args.words]) for t in texts))
-    seen, requests = make_workload(texts, load_queries(data), args.requests, args.seen, args.seed)
+    seen, requests = make_workload(
+        texts, load_queries(data), args.requests, args.seen, args.seed, args.new_fraction
+    )
     # (label, clients, batched); clients 0 is the serial in-process run
     variants: list[tuple[str, int, bool]] = [("serial", 0, True)]
     variants += [(f"{c} clients", int(c), True) for c in args.clients.split(",") if c]
@@ -292,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     n_docs = sum(len(r["documents"]) for r in requests)
     print(
         f"model {args.model}; {len(requests)} requests, {n_docs} documents "
-        f"({n_docs / len(requests):.1f} per request, half new), {args.threads} ONNX threads, "
+        f"({n_docs / len(requests):.1f} per request, {args.new_fraction:.0%} new), "
+        f"{args.words or 'all'} words each, {args.threads} ONNX threads, "
         f"{os.cpu_count()} CPUs; {args.repeats} interleaved rounds",
         flush=True,
     )

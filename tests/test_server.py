@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from colbert_plugins import ColBERT
 from colbert_plugins.cli import main as cli_main
+from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.server import BackgroundServer, ServerSettings
 from serving import POISON, HeldColBERT
 from tiny_model import VOCAB
@@ -337,6 +338,15 @@ def test_shutdown_answers_requests_in_flight(model: ColBERT) -> None:
     assert [r.status_code for r in outs] == [200, 200, 200]
     with pytest.raises(httpx.ConnectError):
         httpx.post(url, json={"query": QUERY, "documents": DOCS})
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(InvalidArgumentError, match="max_queue must be >= 1"):
+        ServerSettings(max_queue=0)
+    with pytest.raises(InvalidArgumentTypeError, match="max_documents"):
+        ServerSettings(max_documents="10")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="api_key"):
+        ServerSettings(api_key="")
 
 
 def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
