@@ -143,13 +143,12 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
         req = parse_rerank(parse_json(await _body(request, settings.limits)), settings.limits)
         request.state.documents = len(req.documents)
         scores = await batcher.submit(req.query, req.documents)
-        normalized = scores.normalized
-        order = rank_order(normalized, req.top_n)
+        order = rank_order(scores.raw, req.top_n)  # ColBERT.rerank's order, ties in input order
         return JSONResponse(
             cohere_response(
                 req,
                 order,
-                normalized.tolist(),
+                scores.normalized.tolist(),
                 model=model.name,
                 api_version=api_version,
             )
@@ -166,8 +165,7 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
         request.state.documents = len(req.texts)
         scores = await batcher.submit(req.query, req.texts)
         values = scores.raw if req.raw_scores else scores.normalized
-        # Order by the normalized score: the raw one differs by a positive factor only.
-        order = rank_order(scores.normalized)
+        order = rank_order(scores.raw)  # ColBERT.rerank's order, ties in input order
         return JSONResponse(tei_response(req, order, values.tolist()))
 
     async def health(request: Request) -> Response:
