@@ -1,4 +1,4 @@
-"""The ``colbert-plugins`` command line: rerank, encode, download, info and bench.
+"""The ``colbert-plugins`` command line: rerank, encode, download, info, bench and export.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     colbert-plugins download answerdotai/answerai-colbert-small-v1
     colbert-plugins info ./my-model --json
     colbert-plugins bench --model ./my-model --docs 200
+    colbert-plugins export ./my-pylate-model ./my-model-onnx --int8   # the export extra
 
 Input files hold one document per line: plain text, or JSON Lines with a text field
 (``--field``, default ``text``, falling back to ``page_content`` and ``content``); ``-`` reads
@@ -210,6 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_positive, default=5, help="warm rerank repetitions")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(handler=_cmd_bench)
+
+    p = sub.add_parser(
+        "export",
+        parents=[quiet],
+        help="export a PyLate checkpoint to a verified ONNX directory (needs the export extra)",
+        description=(
+            "Export a PyLate or Stanford colbert-ai checkpoint to an ONNX model directory, then "
+            "check it against PyLate and refuse it if it differs. Needs PyTorch and PyLate: "
+            "pip install 'colbert-plugins[export]'."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="PyLate model directory or Hugging Face repo id")
+    p.add_argument("out", metavar="OUT", help="output directory")
+    p.add_argument("--int8", action="store_true", help="also write model_int8.onnx")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(handler=_cmd_export)
     return parser
 
 
@@ -414,6 +431,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f"rerank   1x{len(candidates)} cold {result['rerank_cold_ms']} ms, "
             f"warm {result['rerank_warm_ms']} ms (median of {args.repeat})"
         )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportVerificationError, export_model
+
+    try:
+        result = export_model(args.model, args.out, int8=args.int8, force=args.force)
+    except ExportVerificationError as exc:
+        for line in exc.report.failures():
+            _note(f"  {line}")
+        raise ColBERTError(f"export refused, nothing written: {exc.report.summary()}") from exc
+    if not args.quiet:
+        check = f"; matches PyLate: {result.report.summary()}" if result.report else ""
+        _note(f"exported {args.model} with {result.exporter}{check}")
+    print(result.directory)
     return 0
 
 
