@@ -14,10 +14,12 @@ from tokenizers import AddedToken
 
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import ModelFilesError, ModelLoadError
+from colbert_plugins.hub import INT8_FILE as INT8
 from colbert_plugins.hub import resolve_model_files
+from colbert_plugins.registry import known_model
 from colbert_plugins.settings import ModelSettings, resolve_settings
 from colbert_plugins.tokenization import load_tokenizer
-from tiny_model import VOCAB, build_model_dir, build_tokenizer
+from tiny_model import VOCAB, build_model_dir, build_tokenizer, prefill_hf_cache
 
 ST = "config_sentence_transformers.json"
 ONNX_CONFIG = "onnx_config.json"
@@ -284,3 +286,64 @@ def test_pylate_default_skiplist_is_punctuation(tmp_path: pathlib.Path) -> None:
     assert settings.config.query_marker == "[Q] " and settings.source("query_marker") == (
         "PyLate default"
     )
+
+
+NEXTPLAID_CONFIG = {
+    "model_type": "ColBERT",
+    "uses_token_type_ids": True,
+    "query_prefix": "[unused0]",
+    "document_prefix": "[unused1]",
+    "query_length": 16,
+    "document_length": 48,
+    "do_query_expansion": True,
+    "attend_to_expansion_tokens": False,
+    "skiplist_words": list(string.punctuation),
+    "embedding_dim": 8,
+    "mask_token_id": VOCAB.index("[MASK]"),
+    "pad_token_id": VOCAB.index("[MASK]"),
+    "query_prefix_id": 1,
+    "document_prefix_id": 2,
+    "do_lower_case": False,
+}
+
+
+def test_a_nextplaid_repository_from_the_hub_cache(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NextPlaid's layout (model.onnx, model_int8.onnx, tokenizer.json, onnx_config.json) under
+    a registry name, offline: PyLate's rules from onnx_config.json, the shipped int8 graph."""
+    source = build_model_dir(
+        tmp_path / "src", extra_files={ONNX_CONFIG: json.dumps(NEXTPLAID_CONFIG)}
+    )
+    for name in ("config.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (source / name).unlink()  # NextPlaid's repositories carry only the four files
+    shutil.copy(build_model_dir(tmp_path / "int8", seed=3) / "model.onnx", source / INT8)
+    cache = tmp_path / "hub"
+    prefill_hf_cache(cache, "lightonai/LateOn-Code-edge", source)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = ColBERT.from_pretrained("lightonai/LateOn-Code-edge", cache_dir=cache, cache=False)
+    assert model.config.family == "pylate" and model.settings is not None
+    assert model.settings.source("family") == "registry"
+    assert (model.config.query_length, model.config.document_length) == (16, 48)
+    assert model.encode_queries(["cat"])[0].shape == (16, 8)
+    assert model.encoder.path.name == "model.onnx"
+    int8 = ColBERT.from_pretrained(
+        "lightonai/LateOn-Code-edge", cache_dir=cache, cache=False, quantize="int8"
+    )
+    assert int8.encoder.path.name == INT8 and int8.files is not None
+    assert int8.files.int8_path == int8.encoder.path
+
+
+def test_a_registry_dimension_is_checked(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(model_dir(tmp_path), tmp_path / "colbert-ir" / "colbertv2.0")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"registry \(model card\) says .* 128 .* 8"):
+        ColBERT.from_pretrained("colbert-ir/colbertv2.0")
+
+
+def test_registry_families() -> None:
+    assert known_model("lightonai/GTE-ModernColBERT-v1").family == "pylate"
+    assert known_model("lightonai/LateOn-Code-edge").dim is None  # not stated: read at load
+    assert known_model("colbert-ir/colbertv2.0").family == "fastembed"

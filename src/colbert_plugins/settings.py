@@ -129,10 +129,11 @@ def resolve_settings(
         else (ONNX_CONFIG, {})
     )
     has_pylate = own_st or bool(onnx)
+    fastembed_model = files.known is not None and files.known.family == "fastembed"
     family = overrides.get("family")
     if family is None:
-        family = "fastembed" if files.known is not None or not has_pylate else "pylate"
-        if has_pylate and files.known is not None:
+        family = "fastembed" if fastembed_model or not has_pylate else "pylate"
+        if has_pylate and fastembed_model and files.known is not None:
             values.warnings.append(
                 f"{files.known.repo_id} is fastembed's registry model: its PyLate config is "
                 "not applied (fastembed's rules, as fastembed runs it); pass family='pylate' "
@@ -173,6 +174,8 @@ def resolve_settings(
     elif files.known is not None:
         for name, value in files.known.config.items():
             values.set(name, value, "registry")
+    if files.known is not None and files.known.dim and "embedding_dim" not in values.values:
+        values.set("embedding_dim", files.known.dim, "registry (model card)")
     for name, value in overrides.items():
         values.set(name, value, _SOURCE_ARGUMENT)
     _fit_lengths(values, overrides)
@@ -209,9 +212,11 @@ class _Values:
 
 
 def _family_source(family: str, own_st: bool, onnx_name: str, files: ModelFiles) -> str:
+    if files.known is not None and files.known.family == family:
+        return "registry"
     if family == "pylate":
         return f"{ST_CONFIG} (PyLate's own)" if own_st else onnx_name
-    return "registry" if files.known is not None else _SOURCE_DEFAULT
+    return _SOURCE_DEFAULT
 
 
 def _is_pylate(st: Mapping[str, Any]) -> bool:
