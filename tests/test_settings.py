@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import string
 from typing import Any
@@ -347,3 +348,18 @@ def test_registry_families() -> None:
     assert known_model("lightonai/GTE-ModernColBERT-v1").family == "pylate"
     assert known_model("lightonai/LateOn-Code-edge").dim is None  # not stated: read at load
     assert known_model("colbert-ir/colbertv2.0").family == "fastembed"
+
+
+def test_info_warns_when_the_graph_contradicts_the_config(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from colbert_plugins.cli import main
+
+    directory = model_dir(
+        tmp_path, onnx_config__json={**NEXTPLAID_CONFIG, "uses_token_type_ids": False}
+    )
+    assert main(["info", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "family           pylate" in out
+    assert "warning: the config says uses_token_type_ids=false but the graph declares" in out
+    assert re.search(r"query_length +16 +onnx_config.json: query_length", out)

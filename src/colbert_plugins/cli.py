@@ -505,7 +505,7 @@ def _model_info(model: Any) -> dict[str, Any]:
             "skiplist": sorted(int(i) for i in ids.skiplist),
         },
         "sources": dict(settings.sources) if settings else {},
-        "warnings": list(settings.warnings) if settings else [],
+        "warnings": _warnings(model),
         "prompts": dict(settings.prompts) if settings else {},
         "windows": (
             {"length": tok.window_length, "stride": tok.window_stride}
@@ -620,6 +620,22 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _warnings(model: Any) -> list[str]:
+    """The settings' warnings, and a token_type_ids declaration the graph contradicts."""
+    settings = model.settings
+    if settings is None:
+        return []
+    found = list(settings.warnings)
+    declared, fed = settings.uses_token_type_ids, model.encoder.uses_token_type_ids
+    if declared is not None and declared != fed:
+        found.append(
+            f"the config says uses_token_type_ids={str(declared).lower()} but the graph "
+            f"{'declares' if fed else 'does not declare'} a token_type_ids input; the graph "
+            f"decides: {'zeros are fed' if fed else 'none is fed'}"
+        )
+    return found
 
 
 def _token_label(token: dict[str, Any]) -> str:
