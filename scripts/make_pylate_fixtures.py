@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import importlib.metadata as md
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# One thread for the tokenizer trainers. The WordPiece and BPE vocabularies are then the same
+# on every run; the Unigram (XLM-R) trainer's still varies slightly, so regenerating changes
+# xlmr-attend's bytes (its reference outputs are made from the same run, so they still agree).
+os.environ["RAYON_NUM_THREADS"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -188,9 +194,8 @@ def bert_tokenizer(lowercase: bool) -> Any:
         training_text(),
         trainer=WordPieceTrainer(vocab_size=2000, special_tokens=["[UNK]"], min_frequency=2),
     )
-    learned = sorted(trained.get_vocab().items(), key=lambda item: item[1])
     vocab = {token: i for i, token in enumerate(head)}
-    for token, _ in learned:
+    for token in sorted(trained.get_vocab()):  # sorted: the trainer's order varies by run
         vocab.setdefault(token, len(vocab))
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(
