@@ -469,8 +469,9 @@ def _check_graph(
 def _verify(directory: Path, reference: ReferenceOutputs, atol: float) -> ParityReport:
     from .model import ColBERT
 
-    ours = ColBERT.from_pretrained(directory, cache=False, local_files_only=True)
-    report = check_parity(ours, reference, atol=atol)
+    with _quiet_prints():  # onnxruntime's graph optimizer prints to stdout
+        ours = ColBERT.from_pretrained(directory, cache=False, local_files_only=True)
+        report = check_parity(ours, reference, atol=atol)
     if not report.ok:
         details = "\n  ".join(report.failures()[:12])
         raise ExportVerificationError(
