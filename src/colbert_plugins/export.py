@@ -547,11 +547,28 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _quiet_prints() -> Iterator[None]:
-    """The exporters print progress to stdout; send it to the log instead."""
+    """Keep the exporters' chatter out of the user's terminal; it goes to the debug log.
+
+    They print progress to stdout, and torch's dynamo exporter logs warnings and a traceback
+    when it cannot down-convert the graph to the opset asked for (it keeps the graph as is).
+    """
     import io
+    import warnings
 
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        yield
+    noisy = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [log.level for log in noisy]
+    for log in noisy:
+        log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(noisy, levels, strict=True):
+            log.setLevel(level)
     if buffer.getvalue().strip():
         logger.debug("exporter output:\n%s", buffer.getvalue())
+
+
+_NOISY_LOGGERS = ("onnxscript", "torch.onnx", "torch.export", "torch._dynamo", "root")
