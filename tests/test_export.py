@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +40,17 @@ def test_without_the_extra_names_it(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert "pip install 'colbert-plugins[export]'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_core_and_the_cli_do_not_import_the_exporter() -> None:
+    code = (
+        "import sys, colbert_plugins, colbert_plugins.cli\n"
+        "colbert_plugins.cli.build_parser()\n"
+        "names = ('torch', 'pylate', 'colbert_plugins.export')\n"
+        "print(sorted(m for m in names if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # -- in the reference environment ------------------------------------------------------------

@@ -91,7 +91,7 @@ class ReferenceOutputs:
         path = directory / REFERENCE_JSON
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            with np.load(directory / REFERENCE_NPZ) as arrays:
+            with np.load(directory / REFERENCE_NPZ, allow_pickle=False) as arrays:
                 query_vectors = [
                     arrays[f"query_{i}"].astype(np.float32) for i in range(len(data["queries"]))
                 ]
