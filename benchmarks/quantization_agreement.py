@@ -79,14 +79,19 @@ def candidate_pool(
     return chosen, queries, [corpus[d] for d in pool_ids]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The options every agreement script takes: model, data set, pool and threads."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--model", default=str(ROOT.parent / "shared/models/colbert-minilm-proxy"))
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
     p.add_argument("--queries", type=int, default=30)
     p.add_argument("--pool", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
 
     from colbert_plugins import ColBERT
 

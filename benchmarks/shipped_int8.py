@@ -15,22 +15,15 @@ as ``quantization_agreement.py`` measures ours.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
 
-from quantization_agreement import ROOT, agreement, candidate_pool
+from quantization_agreement import agreement, arguments, candidate_pool
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT.parent / "shared/models/colbert-minilm-proxy"))
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/cranfield"))
-    p.add_argument("--queries", type=int, default=30)
-    p.add_argument("--pool", type=int, default=300)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    args = arguments(__doc__.splitlines()[0])
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
