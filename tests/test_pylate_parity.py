@@ -95,3 +95,18 @@ def test_benchmark_script_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
     reference.save(good)
     assert parity_pylate.main(["--fixtures", str(good.parent)]) == 1
     assert parity_pylate.main(["--fixtures", str(tmp_path / "none")]) == 2
+
+
+def test_shipped_int8_graph_runs_close_to_pylate() -> None:
+    """bert-qd ships the exporter's model_int8.onnx: quantize="int8" runs it, near float32."""
+    from colbert_plugins import ColBERT
+
+    directory = ROOT / "tests" / "fixtures" / "pylate" / "bert-qd"
+    reference = ReferenceOutputs.load(directory)
+    model = ColBERT.from_pretrained(directory, quantize="int8", cache=False)
+    assert model.encoder.path.name == "model_int8.onnx"
+    ours = model.encode_queries(reference.queries) + model.encode_documents(reference.documents)
+    theirs = reference.query_vectors + reference.document_vectors
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        assert float((a * b).sum(axis=1).min()) > 0.99  # unit vectors: cosine similarity
