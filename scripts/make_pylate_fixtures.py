@@ -108,6 +108,22 @@ CONFIGS = [
         seed=2,
     ),
     Config(
+        name="bert-prompts",
+        family="bert",
+        description=(
+            "BERT with sentence-transformers prompts and a default_prompt_name (PyLate's encode "
+            "puts that prompt before queries and documents alike)"
+        ),
+        pylate={
+            "query_length": 32,
+            "document_length": 48,
+            "prompts": {"query": "search_query: ", "document": "search_document: "},
+            "default_prompt_name": "query",
+        },
+        dims=(16,),
+        seed=6,
+    ),
+    Config(
         name="modernbert-expansion",
         family="modernbert",
         description="ModernBERT with query expansion (GTE-ModernColBERT style)",

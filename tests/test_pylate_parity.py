@@ -36,6 +36,7 @@ FIXTURES = parity_pylate.fixture_dirs()
 EXPECTED = {
     "bert-unused",
     "bert-qd",
+    "bert-prompts",
     "modernbert-expansion",
     "modernbert-noexp",
     "xlmr-attend",

@@ -11,7 +11,8 @@ after it passed the check):
   model's tokenizer produces them), output ``[batch, sequence, dim]``. Made by
   ``pylate-onnx-export`` (NextPlaid's exporter) when its graph is faithful to the model (one
   Dense layer without activation or residual), else by ``torch.onnx.export`` of PyLate's own
-  modules; weights are kept inside the file (no ``model.onnx.data``) below 2 GB.
+  modules; weights are kept inside the file (no ``model.onnx.data``) below 2 GB, and the
+  exporter's per-node debug metadata is dropped.
 - ``model_int8.onnx`` with ``int8=True``: the exporter's int8 dynamic quantization.
 - ``tokenizer.json``: PyLate's tokenizer, with its added prefix tokens.
 - ``onnx_config.json``: the model's settings as PyLate runs it (the file
@@ -175,12 +176,19 @@ def export_model(
 def pylate_reference(
     colbert: Any, queries: Sequence[str], documents: Sequence[str]
 ) -> ReferenceOutputs:
-    """PyLate's tokenization (each text alone) and vectors (one ``encode`` batch per side)."""
+    """PyLate's tokenization (each text alone) and vectors (one ``encode`` batch per side).
+
+    Both as ``encode(texts, is_query=...)`` sees them: with the default prompt, when the model
+    sets ``default_prompt_name``.
+    """
+
+    # encode() puts the default prompt (if any) before every text, queries and documents.
+    prompt = colbert.prompts.get(colbert.default_prompt_name) or ""
 
     def tokenized(texts: Sequence[str], is_query: bool) -> tuple[list[list[int]], list[list[int]]]:
         ids, masks = [], []
         for text in texts:
-            features = colbert.tokenize([text], is_query=is_query)
+            features = colbert.tokenize([prompt + text], is_query=is_query)
             ids.append([int(x) for x in features["input_ids"][0].tolist()])
             masks.append([int(x) for x in features["attention_mask"][0].tolist()])
         return ids, masks
@@ -272,7 +280,7 @@ def _write_graph(torch: Any, colbert: Any, model: str, out: Path) -> str:
         logger.info("pylate-onnx-export would not export this model faithfully: %s", reason)
         _torch_export(torch, colbert, out / "model.onnx")
         exporter = "torch.onnx"
-    _single_file(out / "model.onnx")
+    _finish_graph(out / "model.onnx")
     return exporter
 
 
@@ -365,19 +373,31 @@ def _torch_export(torch: Any, colbert: Any, path: Path) -> None:
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
 
 
-def _single_file(path: Path) -> None:
-    """Move external weights (``model.onnx.data``) back inside the graph when under 2 GB."""
+def _finish_graph(path: Path) -> None:
+    """Weights inside the graph file (below protobuf's 2 GB), no per-node export metadata.
+
+    torch's dynamo exporter writes external weights (``model.onnx.data``) even for small
+    models, and a source stack trace in every node's metadata (a third of a small graph).
+    """
     import onnx
 
     externals = [p for p in path.parent.iterdir() if p.name.startswith(path.name + ".")]
-    if not externals:
-        return
-    if sum(p.stat().st_size for p in [path, *externals]) >= _TWO_GB:
-        return  # protobuf's limit: keep the external data file beside the graph
     graph = onnx.load(str(path), load_external_data=True)
-    onnx.save(graph, str(path), save_as_external_data=False)
-    for p in externals:
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+    too_big = sum(p.stat().st_size for p in [path, *externals]) >= _TWO_GB
+    for p in externals:  # their contents are in memory now
         p.unlink()
+    if too_big:
+        onnx.save(
+            graph,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+        )
+    else:
+        onnx.save(graph, str(path))
 
 
 def _write_tokenizer(colbert: Any, out: Path) -> None:
