@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# One thread for the tokenizer trainers. The WordPiece and BPE vocabularies are then the same
-# on every run; the Unigram (XLM-R) trainer's still varies slightly, so regenerating changes
-# xlmr-attend's bytes (its reference outputs are made from the same run, so they still agree).
+# The tokenizer trainers are not fully deterministic (ties are broken in hash order, even on
+# one thread), so regenerating may change a fixture's vocabulary and bytes; each fixture's
+# reference outputs come from the same run as its model, so they always agree.
 os.environ["RAYON_NUM_THREADS"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +211,7 @@ def bert_tokenizer(lowercase: bool) -> Any:
         trainer=WordPieceTrainer(vocab_size=2000, special_tokens=["[UNK]"], min_frequency=2),
     )
     vocab = {token: i for i, token in enumerate(head)}
-    for token in sorted(trained.get_vocab()):  # sorted: the trainer's order varies by run
+    for token in sorted(trained.get_vocab()):  # sorted: the trainer's order varies
         vocab.setdefault(token, len(vocab))
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(
@@ -302,46 +302,42 @@ def xlmr_tokenizer() -> Any:
     return tok
 
 
+#: Special tokens each family names, and the inputs its tokenizer produces.
+_BRACKETED = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
+FAMILY_TOKENS: dict[str, dict[str, str]] = {
+    "bert": _BRACKETED,
+    "modernbert": _BRACKETED,
+    "xlmr": {
+        "bos": "<s>",
+        "eos": "</s>",
+        "unk": "<unk>",
+        "sep": "</s>",
+        "cls": "<s>",
+        "pad": "<pad>",
+        "mask": "<mask>",
+    },
+}
+
+
 def hf_tokenizer(family: str) -> Any:
     """The family's tokenizer as a transformers fast tokenizer with its special tokens named."""
     from transformers import PreTrainedTokenizerFast
 
-    if family in ("bert", "bert-cased"):
-        return PreTrainedTokenizerFast(
-            tokenizer_object=bert_tokenizer(lowercase=family == "bert"),
-            unk_token="[UNK]",
-            cls_token="[CLS]",
-            sep_token="[SEP]",
-            pad_token="[PAD]",
-            mask_token="[MASK]",
-            model_max_length=512,
-            model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-        )
-    if family == "modernbert":
-        return PreTrainedTokenizerFast(
-            tokenizer_object=modernbert_tokenizer(),
-            unk_token="[UNK]",
-            cls_token="[CLS]",
-            sep_token="[SEP]",
-            pad_token="[PAD]",
-            mask_token="[MASK]",
-            model_max_length=8192,
-            model_input_names=["input_ids", "attention_mask"],
-        )
-    if family == "xlmr":
-        return PreTrainedTokenizerFast(
-            tokenizer_object=xlmr_tokenizer(),
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            sep_token="</s>",
-            cls_token="<s>",
-            pad_token="<pad>",
-            mask_token="<mask>",
-            model_max_length=512,
-            model_input_names=["input_ids", "attention_mask"],
-        )
-    raise ValueError(family)
+    base = "bert" if family.startswith("bert") else family
+    build = {
+        "bert": lambda: bert_tokenizer(lowercase=family == "bert"),
+        "modernbert": modernbert_tokenizer,
+        "xlmr": xlmr_tokenizer,
+    }[base]
+    inputs = ["input_ids", "attention_mask"]
+    if base == "bert":  # BERT's tokenizer also returns token_type_ids
+        inputs.insert(1, "token_type_ids")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=build(),
+        **{f"{key}_token": token for key, token in FAMILY_TOKENS[base].items()},
+        model_max_length=8192 if base == "modernbert" else 512,
+        model_input_names=inputs,
+    )
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -360,24 +356,19 @@ def hf_model(family: str, vocab_size: int, tokenizer: Any, seed: int) -> Any:
     )
 
     torch.manual_seed(seed)
+    size = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     if family in ("bert", "bert-cased"):
-        config = BertConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=512,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        return BertModel(config, add_pooling_layer=False)
+        bert = BertConfig(**size, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
+        return BertModel(bert, add_pooling_layer=False)
     if family == "modernbert":
-        config = ModernBertConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
+        modern = ModernBertConfig(
+            **size,
             max_position_embeddings=512,
             global_attn_every_n_layers=2,
             local_attention=128,  # ModernBERT's own window
@@ -387,21 +378,17 @@ def hf_model(family: str, vocab_size: int, tokenizer: Any, seed: int) -> Any:
             bos_token_id=tokenizer.cls_token_id,
             eos_token_id=tokenizer.sep_token_id,
         )
-        return ModernBertModel(config)
+        return ModernBertModel(modern)
     if family == "xlmr":
-        config = XLMRobertaConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
+        xlmr = XLMRobertaConfig(
+            **size,
             max_position_embeddings=514,
             type_vocab_size=1,
             pad_token_id=1,
             bos_token_id=0,
             eos_token_id=2,
         )
-        return XLMRobertaModel(config, add_pooling_layer=False)
+        return XLMRobertaModel(xlmr, add_pooling_layer=False)
     raise ValueError(family)
 
 
