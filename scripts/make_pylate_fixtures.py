@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colbert_plugins.export import CHECK_DOCUMENTS, CHECK_QUERIES
+
 # The tokenizer trainers are not fully deterministic (ties are broken in hash order, even on
 # one thread), so regenerating may change a fixture's vocabulary and bytes; each fixture's
 # reference outputs come from the same run as its model, so they always agree.
@@ -46,25 +48,9 @@ if not DATA.is_dir():
 
 # -- texts ----------------------------------------------------------------------------------
 
-QUERIES = [
-    "what is late interaction?",
-    "",
-    "   ",
-    "How do Boundary Layers behave at HIGH Mach numbers in hypersonic flow over a blunt body, "
-    "and which similarity laws govern heat transfer to the surface of the model? Which "
-    "experiments in the wind tunnel measured pressure, temperature and skin friction?",
-    "C++ vs. Rust: which one's faster?!",
-    "  Ünïcödé QUERIES \u2013 naïve café résumé, 東京 ☃  ",
-]
-DOCUMENTS = [
-    "Hello, world! (This) is -- a test; with: punctuation... [and] {brackets} @#$%^&* `x` a\\b",
-    "The BOUNDARY layer on a flat plate in supersonic flow was measured with a Pitot probe.",
-    " ".join(["Experimental investigation of the aerodynamics of a wing in a slipstream."] * 12),
-    "Straße, Ærø, 東京, naïve café — non-ASCII text; ¿qué tal? ½ ≈ 0.5 ☃",
-    "",
-    "short",
-    "Markers such as [Q] and [D] or [unused0] inside a text.",
-]
+# The texts `colbert-plugins export` checks with: the fixtures record PyLate's outputs for them.
+QUERIES = list(CHECK_QUERIES)
+DOCUMENTS = list(CHECK_DOCUMENTS)
 
 # -- configurations -------------------------------------------------------------------------
 

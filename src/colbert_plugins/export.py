@@ -63,23 +63,33 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'colbert-plugins[export]'"
 
-#: Queries the check encodes: short, empty, longer than any query_length, mixed case.
+#: Queries the check encodes: short, empty, blank, longer than query_length (up to ~100
+#: tokens), mixed case and punctuation, non-ASCII with padding spaces.
 CHECK_QUERIES = (
     "what is late interaction?",
     "",
-    "How do Boundary Layers behave at HIGH Mach numbers in hypersonic flow over a blunt body, "
-    "which similarity laws govern heat transfer to the model, and how were the measurements "
-    "of pressure, temperature and skin friction made in the wind tunnel? " * 2,
+    "   ",
+    (
+        "How do Boundary Layers behave at HIGH Mach numbers in hypersonic flow over a blunt "
+        "body, and which similarity laws govern heat transfer to the surface of the model? Which "
+        "experiments in the wind tunnel measured pressure, temperature and skin friction? "
+    )
+    * 2,
     "C++ vs. Rust: which one's faster?!",
+    "  Ünïcödé QUERIES \u2013 naïve café résumé, 東京 ☃  ",
 )
-#: Documents the check encodes: punctuation-heavy, longer than document_length, mixed case,
-#: non-ASCII, empty.
+#: Documents the check encodes: punctuation-heavy (every ASCII punctuation character),
+#: mixed case, longer than document_length (~900 tokens), non-ASCII, empty, one word, and
+#: text containing marker tokens.
 CHECK_DOCUMENTS = (
-    "Hello, world! (This) is -- a test; with: punctuation... [and] {brackets} @#$%^&*",
+    "Hello, world! (This) is -- a test; with: punctuation... [and] {brackets} @#$%^&* `x` a\\b "
+    "<tag> \"quoted\" 'single' ~tilde_ +plus= |pipe ?",
     "The BOUNDARY layer on a flat plate in supersonic flow was measured with a Pitot probe.",
-    " ".join(["Experimental investigation of the aerodynamics of a wing in a slipstream."] * 60),
-    "Straße, Ærø, 東京, naïve café — non-ASCII text; ¿qué tal? ½ ≈ 0.5",
+    " ".join(["Experimental investigation of the aerodynamics of a wing in a slipstream."] * 75),
+    "Straße, Ærø, 東京, naïve café — non-ASCII text; ¿qué tal? ½ ≈ 0.5 ☃",
     "",
+    "short",
+    "Markers such as [Q] and [D] or [unused0] inside a text.",
 )
 
 #: PyLate's configuration files copied into the export (those the model has).
