@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -271,7 +272,10 @@ def test_info(tiny_model_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(["info", str(tiny_model_dir), "--long-documents", "windows"], capsys)
     assert code == 0
     assert "query marker     1 ([unused0])" in out
-    assert "long_documents   windows (window 61 tokens, stride 45)" in out
+    assert "windows          61 tokens, stride 45" in out
+    assert re.search(r'long_documents +"windows" +argument', out)
+    assert re.search(r"document_length +64 +tokenizer_config.json: model_max_length", out)
+    assert "family           fastembed" in out
     assert "sha256 " + files["model.onnx"]["sha256"] in out
 
 

@@ -29,7 +29,12 @@ def test_frozen() -> None:
         ({"document_length": 2}, InvalidArgumentError, "document_length must be"),
         ({"document_length": 600}, InvalidArgumentError, "exceeds the model's max_length=512"),
         ({"query_length": 2.5}, InvalidArgumentError, "query_length"),
-        ({"query_marker": None}, InvalidArgumentTypeError, "query_marker must be a token id"),
+        ({"query_marker": 1.5}, InvalidArgumentTypeError, "query_marker must be a token id"),
+        ({"mask_token": None}, InvalidArgumentTypeError, "mask_token must be a token id"),
+        ({"family": "stanford"}, InvalidArgumentError, "family must be one of"),
+        ({"query_expansion": 1}, InvalidArgumentTypeError, "query_expansion must be True"),
+        ({"query_prompt": None}, InvalidArgumentTypeError, "query_prompt must be a string"),
+        ({"embedding_dim": 0}, InvalidArgumentError, "embedding_dim must be None or"),
         ({"query_marker": -1}, InvalidArgumentError, "non-negative"),
         ({"normalize_scores": "yes"}, InvalidArgumentTypeError, "normalize_scores must be"),
         ({"skiplist": "abc"}, InvalidArgumentTypeError, "skiplist must be a sequence"),
@@ -46,3 +51,23 @@ def test_round_trip_dict() -> None:
     cfg = ColBERTConfig(query_length=16, skiplist=("a", "b"), normalize_scores=True)
     assert ColBERTConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.skiplist == ("a", "b")
+
+
+def test_family_sets_query_truncation_unless_given() -> None:
+    assert ColBERTConfig().truncate_queries is False
+    pylate = ColBERTConfig(family="pylate")
+    assert pylate.truncate_queries is True
+    assert pylate.replace(family="fastembed").truncate_queries is False
+    assert ColBERTConfig(family="pylate", truncate_queries=False).truncate_queries is False
+
+
+def test_no_expansion_means_no_attention_to_expansion_tokens() -> None:
+    cfg = ColBERTConfig(attend_to_mask_tokens=True, query_expansion=False)
+    assert cfg.attend_to_mask_tokens is False
+    assert ColBERTConfig(attend_to_mask_tokens=True).attend_to_mask_tokens is True
+
+
+def test_markers_may_be_absent() -> None:
+    cfg = ColBERTConfig(query_marker=None, document_marker=None)
+    assert (cfg.query_marker, cfg.document_marker) == (None, None)
+    assert ColBERTConfig.from_dict(cfg.to_dict()) == cfg

@@ -481,11 +481,11 @@ def test_text_inside_the_table_still_works_with_a_larger_vocabulary(
     [
         (
             {"config_sentence_transformers.json": {"query_prefix": "[Q] "}},
-            r"query_marker '\[Q\]' is not in the tokenizer",
+            r"config_sentence_transformers.json: query_prefix is '\[Q\] ', which is not a token",
         ),
         (
             {"config_sentence_transformers.json": {"document_prefix": "[D] "}},
-            r"document_marker '\[D\]' is not in the tokenizer",
+            r"config_sentence_transformers.json: document_prefix is '\[D\] ', which is not a token",
         ),
         ({"special_tokens_map.json": {"mask_token": "<mask>"}}, "mask_token '<mask>'"),
         ({"tokenizer_config.json": {"pad_token": "<pad>"}}, "pad_token '<pad>'"),

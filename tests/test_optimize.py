@@ -133,3 +133,14 @@ def test_gelu_fed_matmuls_are_found() -> None:
     graph = helper.make_graph(nodes, "g", [], [])
     found = optimize.gelu_fed_matmuls(helper.make_model(graph))
     assert found == ["after_fused_gelu", "after_erf_gelu"]
+
+
+def test_the_optimizer_prints_nothing_to_stdout(
+    tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """onnxruntime's optimizer prints "failed in shape inference" on this exported graph;
+    that must not reach stdout, where it would corrupt ``--json`` output."""
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "pylate" / "bert-qd"
+    model = ColBERT.from_pretrained(fixture, optimize=True, cache=False)
+    assert model.encoder.path.name == "fused.onnx"
+    assert capfd.readouterr().out == ""

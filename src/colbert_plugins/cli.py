@@ -1,4 +1,4 @@
-"""The ``colbert-plugins`` command line: rerank, encode, download, info and bench.
+"""The ``colbert-plugins`` command line: rerank, encode, download, info, bench and export.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     colbert-plugins info ./my-model --json
     colbert-plugins bench --model ./my-model --docs 200
     colbert-plugins serve --model ./my-model --port 8000 --api-key "$KEY"
+    colbert-plugins export ./my-pylate-model ./my-model-onnx --int8   # the export extra
 
 Input files hold one document per line: plain text, or JSON Lines with a text field
 (``--field``, default ``text``, falling back to ``page_content`` and ``content``); ``-`` reads
@@ -232,6 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-documents", type=_positive, default=512, help="per model call")
     p.add_argument("--cache-path", help="SQLite document cache kept across restarts")
     p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser(
+        "export",
+        parents=[quiet],
+        help="export a PyLate checkpoint to a verified ONNX directory (needs the export extra)",
+        description=(
+            "Export a PyLate or Stanford colbert-ai checkpoint to an ONNX model directory, then "
+            "check it against PyLate and refuse it if it differs. Needs PyTorch and PyLate: "
+            "pip install 'colbert-plugins[export]'."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="PyLate model directory or Hugging Face repo id")
+    p.add_argument("out", metavar="OUT", help="output directory")
+    p.add_argument("--int8", action="store_true", help="also write model_int8.onnx")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(handler=_cmd_export)
     return parser
 
 
@@ -351,26 +368,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return 0
-    cfg = info["config"]
     lines = [
         f"model            {info['name']}",
         f"directory        {info['directory']}",
         f"dim              {info['dim']}",
+        f"family           {info['config']['family']} ({_FAMILY_NOTE[info['config']['family']]})",
         f"query marker     {_token_label(info['tokens']['query_marker'])}",
         f"document marker  {_token_label(info['tokens']['document_marker'])}",
         f"mask / pad       {_token_label(info['tokens']['mask'])} / "
         f"{_token_label(info['tokens']['pad'])}",
-        f"query_length     {cfg['query_length']} (attend to mask: "
-        f"{cfg['attend_to_mask_tokens']}, truncate queries: {cfg['truncate_queries']})",
-        f"document_length  {cfg['document_length']} (max_length {cfg['max_length']})",
-        f"long_documents   {cfg['long_documents']}"
-        + (
-            f" (window {info['windows']['length']} tokens, stride {info['windows']['stride']})"
-            if info["windows"]
-            else ""
-        ),
-        f"normalize_scores {cfg['normalize_scores']}",
-        f"skiplist         {len(cfg['skiplist'])} strings",
+        f"skiplist ids     {len(info['tokens']['skiplist'])} tokens",
+    ]
+    if info["windows"]:
+        windows = info["windows"]
+        lines.append(f"windows          {windows['length']} tokens, stride {windows['stride']}")
+    lines.append("settings (value, and the file or rule it came from)")
+    for name, value in info["config"].items():
+        shown = f"{len(value)} strings" if name == "skiplist" else json.dumps(value)
+        lines.append(f"  {name:<22} {shown:<12} {info['sources'].get(name, 'default')}")
+    if info["prompts"]:
+        lines.append(
+            "prompts          " + ", ".join(f"{k}={v!r}" for k, v in info["prompts"].items())
+        )
+    lines += [
         "graph inputs     "
         + ", ".join(f"{i['name']} {i['type']} {i['shape']}" for i in info["graph"]["inputs"]),
         "graph outputs    "
@@ -379,8 +399,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "files",
     ]
     lines += [f"  {f['path']}  {_size(f['size'])}  sha256 {f['sha256']}" for f in info["files"]]
+    lines += [f"warning: {w}" for w in info["warnings"]]
     print("\n".join(lines))
     return 0
+
+
+_FAMILY_NOTE = {
+    "fastembed": "fastembed's and colbert-ai's rules",
+    "pylate": "PyLate's rules, read from its config",
+}
 
 
 _BENCH_QUERY = (
@@ -462,6 +489,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import ExportVerificationError, export_model
+
+    try:
+        result = export_model(args.model, args.out, int8=args.int8, force=args.force)
+    except ExportVerificationError as exc:
+        for line in exc.report.failures():
+            _note(f"  {line}")
+        raise ColBERTError(f"export refused, nothing written: {exc.report.summary()}") from exc
+    if not args.quiet:
+        check = f"; matches PyLate: {result.report.summary()}" if result.report else ""
+        _note(f"exported {args.model} with {result.exporter}{check}")
+    print(result.directory)
+    return 0
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -498,14 +541,19 @@ def _model_paths(files: Any) -> list[Path]:
     graph: Path = files.onnx_path
     paths = [graph, *sorted(graph.parent.glob(graph.name + "*data")), files.tokenizer_path]
     paths += [files.directory / f for f in CONFIG_FILES if (files.directory / f).is_file()]
+    if files.int8_path is not None:
+        paths.append(files.int8_path)
     return list(dict.fromkeys(paths))
 
 
 def _model_info(model: Any) -> dict[str, Any]:
     tok = model.tokenizer
     ids = tok.ids
+    settings = model.settings
 
-    def token(token_id: int) -> dict[str, Any]:
+    def token(token_id: int | None) -> dict[str, Any]:
+        if token_id is None:  # a model without this marker
+            return {"id": None, "token": None}
         return {"id": int(token_id), "token": tok.token_text(token_id)}
 
     def describe(values: Any) -> list[dict[str, Any]]:
@@ -532,7 +580,11 @@ def _model_info(model: Any) -> dict[str, Any]:
             "document_marker": token(ids.document_marker),
             "mask": token(ids.mask),
             "pad": token(ids.pad),
+            "skiplist": sorted(int(i) for i in ids.skiplist),
         },
+        "sources": dict(settings.sources) if settings else {},
+        "warnings": _warnings(model),
+        "prompts": dict(settings.prompts) if settings else {},
         "windows": (
             {"length": tok.window_length, "stride": tok.window_stride}
             if model.config.long_documents == "windows"
@@ -648,8 +700,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _warnings(model: Any) -> list[str]:
+    """The settings' warnings, and a token_type_ids declaration the graph contradicts."""
+    settings = model.settings
+    if settings is None:
+        return []
+    found = list(settings.warnings)
+    declared, fed = settings.uses_token_type_ids, model.encoder.uses_token_type_ids
+    if declared is not None and declared != fed:
+        found.append(
+            f"the config says uses_token_type_ids={str(declared).lower()} but the graph "
+            f"{'declares' if fed else 'does not declare'} a token_type_ids input; the graph "
+            f"decides: {'zeros are fed' if fed else 'none is fed'}"
+        )
+    return found
+
+
 def _token_label(token: dict[str, Any]) -> str:
-    return f"{token['id']} ({token['token']})"
+    return "none" if token["id"] is None else f"{token['id']} ({token['token']})"
 
 
 if __name__ == "__main__":

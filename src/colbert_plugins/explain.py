@@ -28,7 +28,7 @@ import numpy as np
 from tokenizers import Encoding
 
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
-from .tokenization import MARKER_INDEX
+from .tokenization import MARKER_INDEX, ColBERTTokenizer
 
 if TYPE_CHECKING:
     from .model import ColBERT
@@ -168,12 +168,13 @@ def explain(
 def _query_tokens(model: ColBERT, query: str, n_vectors: int) -> list[tuple[str, str]]:
     """(token, kind) of each query vector: [CLS] [Q] tokens [SEP] then [MASK] padding."""
     (enc,) = model.tokenizer.query_encodings([query])
+    has_marker = model.tokenizer.ids.query_marker is not None
     tokens: list[tuple[str, str]] = []
     for i, (token, special) in enumerate(zip(enc.tokens, enc.special_tokens_mask, strict=True)):
         tokens.append((token, "special" if special else "token"))
-        if i == 0:
+        if i == 0 and has_marker:
             tokens.append((_QUERY_MARKER, "special"))
-    if not enc.tokens:
+    if not enc.tokens and has_marker:
         tokens.append((_QUERY_MARKER, "special"))
     mask = model.tokenizer.token_text(model.tokenizer.ids.mask) or "[MASK]"
     tokens += [(mask, "expansion")] * (n_vectors - len(tokens))
@@ -194,24 +195,28 @@ def _document_tokens(model: ColBERT, document: str) -> list[_DocToken]:
     else:
         (enc,) = tokenizer.document_encodings([document])
         ids = np.asarray(enc.ids, dtype=np.int64)
-        at = min(1, ids.size)
-        row = np.insert(ids, at, tokenizer.ids.document_marker)
-        index = np.insert(np.arange(ids.size, dtype=np.int64), at, MARKER_INDEX)
+        row, index = ids, np.arange(ids.size, dtype=np.int64)
+        if tokenizer.ids.document_marker is not None:
+            at = min(1, ids.size)
+            row = np.insert(ids, at, tokenizer.ids.document_marker)
+            index = np.insert(index, at, MARKER_INDEX)
         layout = [(row, np.ones(row.size, dtype=bool), index)]
     kept: list[int] = []
     for row, owned, index in layout:
         keep = tokenizer.document_keep_mask(row[None, :], np.ones((1, row.size), np.int64))[0]
         kept += [int(i) for i in index[keep & owned]]
-    return [_doc_token(enc, i) for i in kept]
+    return [_doc_token(tokenizer, document, enc, i) for i in kept]
 
 
-def _doc_token(enc: Encoding, i: int) -> _DocToken:
+def _doc_token(tokenizer: ColBERTTokenizer, document: str, enc: Encoding, i: int) -> _DocToken:
     if i == MARKER_INDEX:
         return _DocToken(_DOCUMENT_MARKER, None, None)
     if enc.special_tokens_mask[i]:
         return _DocToken(enc.tokens[i], None, None)
-    start, end = enc.offsets[i]
-    return _DocToken(enc.tokens[i], int(start), int(end))
+    span = tokenizer.document_span(document, *enc.offsets[i])
+    if span is None:  # a token of the prompt
+        return _DocToken(enc.tokens[i], None, None)
+    return _DocToken(enc.tokens[i], span[0], span[1])
 
 
 # -- presentation ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ cached and offline mode is on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ColBERTConfig
 from .errors import InvalidArgumentTypeError, ModelFilesError, ModelNotFoundError
 from .registry import KnownModel, known_model
 
-__all__ = ["ModelFiles", "infer_config", "resolve_model_files"]
+__all__ = ["INT8_FILE", "ModelFiles", "resolve_model_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,13 @@ CONFIG_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
     "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+    "onnx_config.json",
 )
 TOKENIZER_FILE = "tokenizer.json"
+#: An int8 graph shipped beside the float32 one (``pylate-onnx-export --quantize`` writes it);
+#: ``quantize="int8"`` runs it instead of making one with our recipe.
+INT8_FILE = "model_int8.onnx"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class ModelFiles:
     json_files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     known: KnownModel | None = None
     revision: str | None = None
+    int8_path: Path | None = None
 
     def json(self, filename: str) -> Mapping[str, Any]:
         """A parsed optional JSON file ({} when absent)."""
@@ -60,8 +66,13 @@ def resolve_model_files(
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
+    int8: bool = False,
 ) -> ModelFiles:
-    """Locate (and download if needed) the files of a model directory or hub repo."""
+    """Locate (and download if needed) the files of a model directory or hub repo.
+
+    With ``int8``, a shipped int8 graph (``model_int8.onnx`` beside the graph) is looked for
+    too and, when there is one, recorded as ``int8_path``.
+    """
     if not isinstance(name_or_path, str | os.PathLike):
         raise InvalidArgumentTypeError(
             f"name_or_path must be a directory path or a Hugging Face repo id, got "
@@ -74,7 +85,11 @@ def resolve_model_files(
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
     if path.is_dir():
-        return _from_directory(path, name, model_file=model_file, known=known_model(name))
+        files = _from_directory(path, name, model_file=model_file, known=known_model(name))
+        shipped = files.onnx_path.parent / INT8_FILE
+        if int8 and shipped.is_file() and shipped != files.onnx_path:
+            files = dataclasses.replace(files, int8_path=shipped)
+        return files
     if path.exists():
         raise ModelFilesError(
             f"{path} is a file; pass the directory that holds the model (and model_file="
@@ -92,6 +107,7 @@ def resolve_model_files(
         revision=revision,
         cache_dir=cache_dir,
         local_files_only=local_files_only,
+        int8=int8,
     )
 
 
@@ -159,6 +175,7 @@ def _from_hub(
     revision: str | None,
     cache_dir: str | os.PathLike[str] | None,
     local_files_only: bool | None,
+    int8: bool,
 ) -> ModelFiles:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
@@ -218,6 +235,9 @@ def _from_hub(
     extras.append(onnx_name + "_data")
     for filename in dict.fromkeys([*CONFIG_FILES, *extras]):
         fetch(filename)
+    int8_path = None
+    if int8 and Path(onnx_name).name != INT8_FILE:
+        int8_path = fetch((Path(onnx_name).parent / INT8_FILE).as_posix())
     return ModelFiles(
         name=repo_id,
         directory=tokenizer.parent,
@@ -226,6 +246,7 @@ def _from_hub(
         json_files=_read_json_files(tokenizer.parent),
         known=known,
         revision=revision,
+        int8_path=int8_path,
     )
 
 
@@ -249,79 +270,3 @@ def _not_available(
         f"model {repo_id!r}{rev} is not in {where} and {why}. Download it once with network "
         f"access (`colbert-plugins download {repo_id}`), or pass a local model directory."
     )
-
-
-def infer_config(files: ModelFiles, overrides: Mapping[str, Any]) -> ColBERTConfig:
-    """Combine defaults, the registry, the model's own files and keyword overrides."""
-    values: dict[str, Any] = {}
-    tok_cfg = files.json("tokenizer_config.json")
-    model_cfg = files.json("config.json")
-    max_length = _max_length(tok_cfg, model_cfg)
-    if max_length is not None:
-        values["max_length"] = max_length
-        values["document_length"] = max_length
-    for key, field_name in (("mask_token", "mask_token"), ("pad_token", "pad_token")):
-        token = _token_text(tok_cfg.get(key)) or _token_text(
-            files.json("special_tokens_map.json").get(key)
-        )
-        if token:
-            values[field_name] = token
-    values.update(_pylate_config(files.json("config_sentence_transformers.json")))
-    if files.known is not None:
-        values.update(files.known.config)
-    values.update(overrides)
-    limit = values.get("max_length", ColBERTConfig.max_length)
-    for name in ("query_length", "document_length"):
-        # Lengths read from model files never exceed what the encoder accepts; an explicit
-        # override that does is reported by ColBERTConfig's validation.
-        if name not in overrides and isinstance(values.get(name), int):
-            values[name] = min(values[name], limit)
-    return ColBERTConfig().replace(**values)
-
-
-def _max_length(tok_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any]) -> int | None:
-    lengths = [
-        v
-        for v in (tok_cfg.get("model_max_length"), model_cfg.get("max_position_embeddings"))
-        if isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= 1_000_000
-    ]
-    # RoBERTa-style models reserve two positions for the padding offset.
-    if (
-        model_cfg.get("model_type") in {"roberta", "xlm-roberta"}
-        and model_cfg.get("max_position_embeddings") in lengths
-    ):
-        lengths.remove(model_cfg["max_position_embeddings"])
-        lengths.append(model_cfg["max_position_embeddings"] - 2)
-    return min(lengths) if lengths else None
-
-
-def _token_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("content"), str):
-        return str(value["content"])
-    return None
-
-
-def _pylate_config(st_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings from a PyLate ``config_sentence_transformers.json``."""
-    values: dict[str, Any] = {}
-    for key, field_name in (
-        ("query_prefix", "query_marker"),
-        ("document_prefix", "document_marker"),
-    ):
-        prefix = st_cfg.get(key)
-        if isinstance(prefix, str) and prefix.strip():
-            values[field_name] = prefix.strip()
-    for key, field_name in (
-        ("query_length", "query_length"),
-        ("document_length", "document_length"),
-    ):
-        if isinstance(st_cfg.get(key), int):
-            values[field_name] = st_cfg[key]
-    if isinstance(st_cfg.get("attend_to_expansion_tokens"), bool):
-        values["attend_to_mask_tokens"] = st_cfg["attend_to_expansion_tokens"]
-    words = st_cfg.get("skiplist_words")
-    if isinstance(words, list) and all(isinstance(w, str) for w in words):
-        values["skiplist"] = tuple(words)
-    return values

@@ -19,12 +19,18 @@ import numpy.typing as npt
 
 from .cache import EmbeddingCache, text_key
 from .config import ColBERTConfig
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
-from .hub import ModelFiles, infer_config, resolve_model_files
+from .errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    ModelLoadError,
+    ModelOutputError,
+)
+from .hub import ModelFiles, resolve_model_files
 from .onnx_encoder import OnnxEncoder
 from .optimize import Optimize, Quantize, graph_fingerprint, prepare_graph
 from .scoring import l2_normalize, maxsim_scores
-from .tokenization import ColBERTTokenizer
+from .settings import ModelSettings, resolve_settings
+from .tokenization import ColBERTTokenizer, load_tokenizer
 
 if TYPE_CHECKING:
     from .explain import Explanation
@@ -67,8 +73,10 @@ class ColBERT:
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         files: ModelFiles | None = None,
         cache: EmbeddingCache | bool | None = True,
+        settings: ModelSettings | None = None,
     ) -> None:
         self.tokenizer = tokenizer
+        self.settings = settings
         self.encoder = encoder
         self.name = name
         self.files = files
@@ -112,9 +120,10 @@ class ColBERT:
                 (optionally persisted to SQLite) between models, ``False``/``None`` for none.
             optimize: fuse attention / layer norm / GELU of BERT-family graphs once and cache
                 the result (``"auto"``: when the ``optimize`` extra is installed).
-            quantize: ``"int8"`` for int8 dynamic quantization (made once and cached): faster
-                on CPU, slightly different scores (1.24-1.35x and top-10 agreement 0.905 with
-                float32 on the proxy model and 2 AVX2 cores; see the README).
+            quantize: ``"int8"`` for int8: the model's own ``model_int8.onnx`` when it ships
+                one, else int8 dynamic quantization with our recipe (made once and cached):
+                faster on CPU, slightly different scores (1.24-1.35x and top-10 agreement 0.905
+                with float32 on the proxy model and 2 AVX2 cores; see the README).
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """
         unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))
@@ -129,23 +138,44 @@ class ColBERT:
             revision=revision,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
+            int8=quantize == "int8",
         )
-        config = infer_config(files, overrides)
-        tokenizer = ColBERTTokenizer.from_file(files.tokenizer_path, config)
-        graph = prepare_graph(
-            files.onnx_path, files.json("config.json"), optimize=optimize, quantize=quantize
-        )
+        raw_tokenizer = load_tokenizer(files.tokenizer_path)
+        settings = resolve_settings(files, overrides, raw_tokenizer)
+        tokenizer = ColBERTTokenizer(raw_tokenizer, settings.config)
+        if files.int8_path is not None:
+            graph = files.int8_path  # the model's own int8 graph, as its authors made it
+        else:
+            graph = prepare_graph(
+                files.onnx_path, files.json("config.json"), optimize=optimize, quantize=quantize
+            )
         encoder = OnnxEncoder(graph, threads=threads, providers=providers)
         logger.info(
             "loaded ColBERT model %s from %s (running %s)", files.name, files.onnx_path, graph
         )
-        return cls(
+        model = cls(
             tokenizer,
             encoder,
             name=files.name,
             max_batch_tokens=max_batch_tokens,
             files=files,
             cache=cache,
+            settings=settings,
+        )
+        model._check_embedding_dim()
+        return model
+
+    def _check_embedding_dim(self) -> None:
+        """The vector size the model's files declare must be the graph's output size."""
+        declared = self.config.embedding_dim
+        if declared is None or declared == self.dim:
+            return
+        origin = self.settings.source("embedding_dim") if self.settings else "embedding_dim"
+        raise ModelLoadError(
+            f"{origin} says the model's vectors have {declared} dimensions, but the graph "
+            f"{self.encoder.path.name} outputs {self.dim}: the config and the graph belong to "
+            "different models (export them together), or pass embedding_dim=None to skip the "
+            "check"
         )
 
     @property
@@ -170,15 +200,16 @@ class ColBERT:
         """Encode queries: one ``[max(query_length, n_tokens), dim]`` array per query.
 
         Queries are padded with the mask token up to ``query_length`` and every vector is
-        kept, including those of the padding (query augmentation). Like documents, they are
-        batched by similar length under the ``max_batch_tokens`` budget.
+        kept, including those of the padding (query augmentation); without
+        ``query_expansion`` a query keeps only its own tokens' vectors (``[n_tokens, dim]``).
+        Like documents, they are batched by similar length under the ``max_batch_tokens``
+        budget.
         """
         texts = _check_texts(texts, "texts")
         batch_size = _positive_int(batch_size, "batch_size")
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
         rows = self.tokenizer.query_rows(texts)
-        # Padded width of each query: its tokens and marker, or query_length with [MASK]s.
-        widths = [max(self.config.query_length, len(row)) for row in rows]
+        widths = [self.tokenizer.query_width(row) for row in rows]
         for batch in self._length_batches(widths, batch_size):
             tokens = self.tokenizer.pad_queries([rows[i] for i in batch])
             vectors = l2_normalize(self._run(tokens.input_ids, tokens.attention_mask))
@@ -422,6 +453,8 @@ def _model_key(model: ColBERT) -> str:
     )
     if cfg.long_documents != "truncate":  # truncating keys stay those of earlier versions
         settings += (cfg.long_documents, model.tokenizer.window_stride)
+    if cfg.family != "fastembed" or cfg.lowercase or cfg.document_prompt:
+        settings += (cfg.family, cfg.lowercase, cfg.document_prompt)
     parts = (graph_fingerprint(model.encoder.path), model.tokenizer.fingerprint, repr(settings))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import tempfile
@@ -102,9 +103,15 @@ def prepare_graph(
     def fuse(src: Path, dst: Path) -> None:
         from onnxruntime.transformers.optimizer import optimize_model
 
-        fused = optimize_model(
-            str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
-        )
+        # The optimizer prints to stdout (e.g. "failed in shape inference"), which would mix
+        # with a command's --json output: keep it for the debug log instead.
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            fused = optimize_model(
+                str(src), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+            )
+        if printed.getvalue().strip():
+            logger.debug("graph optimizer output: %s", printed.getvalue().strip())
         fused.save_model_to_file(str(dst), use_external_data_format=_has_external_data(src))
         logger.info("fused graph: %s", fused.get_fused_operator_statistics())
 

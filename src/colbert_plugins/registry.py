@@ -15,14 +15,23 @@ __all__ = ["DEFAULT_MODEL", "KNOWN_MODELS", "KnownModel", "known_model"]
 
 @dataclass(frozen=True)
 class KnownModel:
-    """A model whose ONNX file and ColBERT settings are known in advance."""
+    """A model whose ONNX file (and, for fastembed's models, ColBERT settings) is known.
+
+    ``family`` says whose rules the model follows (see :attr:`ColBERTConfig.family`):
+    fastembed's three models keep fastembed's settings, given here in ``config``; the
+    PyLate-configured models carry their settings in their own files (``onnx_config.json``),
+    read at load, so nothing about them is written here beyond what their publishers
+    document. ``dim`` is the vector size the model card states (``None``: not stated; the
+    graph says at load); a stated size is checked against the graph.
+    """
 
     repo_id: str
     model_file: str
-    dim: int
+    dim: int | None
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     additional_files: tuple[str, ...] = ()
     license: str = ""
+    family: str = "fastembed"
 
 
 DEFAULT_MODEL = "answerdotai/answerai-colbert-small-v1"
@@ -53,6 +62,18 @@ KNOWN_MODELS: Mapping[str, KnownModel] = MappingProxyType(
                 ),
                 additional_files=("onnx/model.onnx_data",),
                 license="cc-by-nc-4.0",
+            ),
+            # PyLate models that NextPlaid publishes ready to run (its README's "Ready-to-use
+            # models"): model.onnx, model_int8.onnx, tokenizer.json and onnx_config.json at
+            # the repository's root, the layout NextPlaid's loader reads.
+            KnownModel("lightonai/GTE-ModernColBERT-v1", "model.onnx", 128, family="pylate"),
+            KnownModel("lightonai/LateOn-Code", "model.onnx", None, family="pylate"),
+            KnownModel("lightonai/LateOn-Code-edge", "model.onnx", None, family="pylate"),
+            KnownModel(
+                "lightonai/mxbai-edge-colbert-v0-32m-onnx", "model.onnx", None, family="pylate"
+            ),
+            KnownModel(
+                "lightonai/answerai-colbert-small-v1-onnx", "model.onnx", 96, family="pylate"
             ),
         )
     }

@@ -9,6 +9,7 @@ and never changed afterwards, so one instance is safe to share between threads.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,13 @@ from tokenizers import Encoding, Tokenizer
 from .config import ColBERTConfig
 from .errors import InvalidArgumentError, ModelFilesError, ModelLoadError
 
-__all__ = ["ColBERTTokenizer", "DocumentWindows", "TokenIds", "TokenizedQueries"]
+__all__ = [
+    "ColBERTTokenizer",
+    "DocumentWindows",
+    "TokenIds",
+    "TokenizedQueries",
+    "load_tokenizer",
+]
 
 IdArray = npt.NDArray[np.int64]
 
@@ -36,8 +43,8 @@ MARKER_INDEX = -1
 class TokenIds:
     """The special token ids a ColBERT model needs, resolved against its vocabulary."""
 
-    query_marker: int
-    document_marker: int
+    query_marker: int | None  # None: the model has no query marker
+    document_marker: int | None
     mask: int
     pad: int
     skiplist: frozenset[int]
@@ -89,19 +96,26 @@ class ColBERTTokenizer:
     def __init__(self, tokenizer: Tokenizer, config: ColBERTConfig) -> None:
         self.config = config
         self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        skiplist = (
+            _vocabulary_ids(tokenizer, config.skiplist)
+            if config.family == "pylate"
+            else _first_ids(tokenizer, config.skiplist)
+        )
         self.ids = TokenIds(
-            query_marker=self._resolve(tokenizer, config.query_marker, "query_marker"),
-            document_marker=self._resolve(tokenizer, config.document_marker, "document_marker"),
+            query_marker=self._marker(tokenizer, config.query_marker, "query_marker"),
+            document_marker=self._marker(tokenizer, config.document_marker, "document_marker"),
             mask=self._resolve(tokenizer, config.mask_token, "mask_token"),
             pad=self._resolve(tokenizer, config.pad_token, "pad_token"),
-            skiplist=frozenset(_first_ids(tokenizer, config.skiplist)),
+            skiplist=frozenset(skiplist),
         )
         self._skip = np.array(sorted(self.ids.skiplist), dtype=np.int64)
         # Room for the marker, which the tokenizer does not know about.
         query_limit = config.query_length if config.truncate_queries else config.max_length
         self.fingerprint = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
-        self._query = _configured_copy(tokenizer, max_length=query_limit - 1)
-        self._document_limit = config.document_length - 1
+        self._query = _configured_copy(
+            tokenizer, max_length=query_limit - _room(self.ids.query_marker)
+        )
+        self._document_limit = config.document_length - _room(self.ids.document_marker)
         self._document = _configured_copy(tokenizer, max_length=self._document_limit)
         self._document_full: Tokenizer | None = None
         self.window_length = 0
@@ -112,14 +126,10 @@ class ColBERTTokenizer:
     @classmethod
     def from_file(cls, path: str | Path, config: ColBERTConfig) -> ColBERTTokenizer:
         """Load ``tokenizer.json``; a missing or unreadable file raises ModelFilesError."""
-        try:
-            tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises a bare Exception on bad files
-            raise ModelFilesError(
-                f"could not read the tokenizer {path}: {exc}. A ColBERT model directory needs "
-                "a Hugging Face fast-tokenizer file named tokenizer.json."
-            ) from exc
-        return cls(tokenizer, config)
+        return cls(load_tokenizer(path), config)
+
+    def _marker(self, tokenizer: Tokenizer, token: int | str | None, name: str) -> int | None:
+        return None if token is None else self._resolve(tokenizer, token, name)
 
     def _resolve(self, tokenizer: Tokenizer, token: int | str, name: str) -> int:
         if isinstance(token, int):
@@ -140,8 +150,40 @@ class ColBERTTokenizer:
     # -- queries -----------------------------------------------------------------------------
 
     def query_encodings(self, texts: Sequence[str]) -> list[Encoding]:
-        """Raw tokenizer encodings of queries (before the marker), for offsets."""
-        return self._query.encode_batch(_utf8_safe(texts))
+        """Raw tokenizer encodings of queries (before the marker), for offsets.
+
+        Offsets point into each query as prepared (:meth:`prepare_queries`)."""
+        return self._query.encode_batch(self.prepare_queries(texts))
+
+    def prepare_queries(self, texts: Sequence[str]) -> list[str]:
+        """The query texts the tokenizer sees: prompt added, stripped (PyLate family),
+        lower-cased (``lowercase``), lone surrogates replaced."""
+        return self._prepare(texts, self.config.query_prompt)
+
+    def prepare_documents(self, texts: Sequence[str]) -> list[str]:
+        """The document texts the tokenizer sees (see :meth:`prepare_queries`)."""
+        return self._prepare(texts, self.config.document_prompt)
+
+    def _prepare(self, texts: Sequence[str], prompt: str) -> list[str]:
+        cfg = self.config
+        if prompt:
+            texts = [prompt + t for t in texts]
+        if cfg.family == "pylate":  # sentence-transformers strips every text
+            texts = [t.strip() for t in texts]
+        if cfg.lowercase:
+            texts = [t.lower() for t in texts]
+        return _utf8_safe(texts)
+
+    def document_span(self, text: str, start: int, end: int) -> tuple[int, int] | None:
+        """Where a token's offsets in the prepared document (:meth:`prepare_documents`) lie in
+        the caller's ``text``; ``None`` for a token of the prompt."""
+        prompted = self.config.document_prompt + text
+        shift = len(self.config.document_prompt)
+        if self.config.family == "pylate":
+            shift -= len(prompted) - len(prompted.lstrip())
+        if end <= shift:
+            return None
+        return max(0, start - shift), min(len(text), end - shift)
 
     def tokenize_queries(self, texts: Sequence[str]) -> TokenizedQueries:
         """Tokenize queries into one padded batch (see :class:`TokenizedQueries`)."""
@@ -153,10 +195,17 @@ class ColBERTTokenizer:
             self._with_marker(e.ids, self.ids.query_marker) for e in self.query_encodings(texts)
         ]
 
+    def query_width(self, row: IdArray) -> int:
+        """Vectors a query row gives: its tokens, padded with [MASK] up to ``query_length``
+        when ``query_expansion``."""
+        if self.config.query_expansion:
+            return max(self.config.query_length, len(row))
+        return len(row)
+
     def pad_queries(self, rows: Sequence[IdArray]) -> TokenizedQueries:
         """Query rows (from :meth:`query_rows`) padded with [MASK] into one batch."""
         cfg = self.config
-        lengths = [max(cfg.query_length, len(r)) for r in rows]
+        lengths = [self.query_width(r) for r in rows]
         width = max(lengths, default=cfg.query_length)
         input_ids = np.full((len(rows), width), self.ids.pad, dtype=np.int64)
         attention = np.zeros((len(rows), width), dtype=np.int64)
@@ -179,7 +228,7 @@ class ColBERTTokenizer:
         whole text's: it filled the limit and a space lies between its last kept token and
         the cut, so no kept token's word was cut. Otherwise the whole text is tokenized.
         """
-        texts = _utf8_safe(texts)
+        texts = self.prepare_documents(texts)
         limit = self._document_limit
         cut = _PREFIX_CHARS_PER_TOKEN * limit
         long_ones = [i for i, t in enumerate(texts) if len(t) > cut]
@@ -226,7 +275,7 @@ class ColBERTTokenizer:
         self._prefix = prefix
         self._suffix = max(0, len(wrapped) - prefix - len(bare))
         # Same room as truncation leaves: document_length - marker - specials.
-        self.window_length = self.config.document_length - 1 - self._prefix - self._suffix
+        self.window_length = self._document_limit - self._prefix - self._suffix
         if self.window_length < 1:
             raise InvalidArgumentError(
                 f"document_length={self.config.document_length} leaves no room for text in a "
@@ -268,7 +317,7 @@ class ColBERTTokenizer:
             raise InvalidArgumentError("windows need long_documents='windows' in the config")
         marker = self.ids.document_marker
         out: list[DocumentWindows] = []
-        for enc in self._document_full.encode_batch(_utf8_safe(texts)):
+        for enc in self._document_full.encode_batch(self.prepare_documents(texts)):
             ids = np.asarray(enc.ids, dtype=np.int64)
             stop = len(ids) - self._suffix
             n = max(0, stop - self._prefix)
@@ -292,6 +341,11 @@ class ColBERTTokenizer:
                 mine = np.concatenate(
                     [np.ones(len(head), bool), owner[a:b] == k, np.ones(len(tail), bool)]
                 )
+                if marker is None:
+                    rows.append(ids[positions])
+                    owned.append(mine)
+                    index.append(positions)
+                    continue
                 at = min(1, positions.size)  # the marker goes right after the first token
                 rows.append(np.insert(ids[positions], at, marker))
                 owned.append(np.insert(mine, at, True))
@@ -305,10 +359,22 @@ class ColBERTTokenizer:
         return None if token is None else str(token)
 
     @staticmethod
-    def _with_marker(ids: Sequence[int], marker: int) -> IdArray:
-        """Insert the marker right after the first token (``[CLS]``)."""
+    def _with_marker(ids: Sequence[int], marker: int | None) -> IdArray:
+        """Insert the marker right after the first token (``[CLS]``), when there is one."""
         row = np.asarray(ids, dtype=np.int64)
-        return np.insert(row, min(1, row.size), marker)
+        return row if marker is None else np.insert(row, min(1, row.size), marker)
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Read a Hugging Face ``tokenizer.json``; a missing or unreadable file raises
+    ModelFilesError."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on bad files
+        raise ModelFilesError(
+            f"could not read the tokenizer {path}: {exc}. A ColBERT model directory needs "
+            "a Hugging Face fast-tokenizer file named tokenizer.json."
+        ) from exc
 
 
 def _utf8_safe(texts: Sequence[str]) -> list[str]:
@@ -341,6 +407,34 @@ def _configured_copy(tokenizer: Tokenizer, *, max_length: int) -> Tokenizer:
     copy.no_padding()
     copy.enable_truncation(max_length=max_length)
     return copy
+
+
+def _room(marker: int | None) -> int:
+    """Positions the marker takes in a sequence (none without a marker)."""
+    return 0 if marker is None else 1
+
+
+def _vocabulary_ids(tokenizer: Tokenizer, words: Sequence[str]) -> list[int]:
+    """Each word's own vocabulary id, as PyLate maps its skiplist (``convert_tokens_to_ids``):
+    a word that is not a token maps to the unknown token, when the tokenizer has one."""
+    unknown = _unknown_id(tokenizer)
+    found: set[int] = set()
+    for word in words:
+        token_id = tokenizer.token_to_id(word)
+        if token_id is None:
+            token_id = unknown
+        if token_id is not None:
+            found.add(int(token_id))
+    return sorted(found)
+
+
+def _unknown_id(tokenizer: Tokenizer) -> int | None:
+    model = json.loads(tokenizer.to_str()).get("model", {})
+    if isinstance(model.get("unk_id"), int):  # Unigram (SentencePiece)
+        return int(model["unk_id"])
+    token = model.get("unk_token")
+    found = tokenizer.token_to_id(token) if isinstance(token, str) else None
+    return None if found is None else int(found)
 
 
 def _first_ids(tokenizer: Tokenizer, words: Sequence[str]) -> list[int]:
