@@ -6,7 +6,7 @@
 
 Nodes are stored in a :class:`~colbert_plugins.index.ColBERTIndex` (the in-process exact
 :class:`~colbert_plugins.index.InMemoryIndex` by default, or a
-:class:`~colbert_plugins.qdrant_index.QdrantIndex` given as ``index=``) with the whole node
+:class:`~colbert_plugins.index.qdrant.QdrantIndex` given as ``index=``) with the whole node
 serialized in the metadata, so retrieval returns the original node (id, metadata,
 relationships); documents indexed by other means come back as ``TextNode``.
 
@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .index import resolve_index
-from .index_base import ColBERTIndex, SearchHit, check_k
+from .index import ColBERTIndex, SearchHit, resolve_index
+from .index.base import check_k
 from .model import ColBERT
 
 try:

@@ -1,13 +1,9 @@
-"""Document indexes for ColBERT retrieval: token matrices plus text, id and metadata per document.
+"""The in-process exact index: :class:`InMemoryIndex`.
 
-- :class:`ColBERTIndex`: the interface every backend implements (``add``, ``delete``,
-  ``search``, ``get``, ``ids``, ``len``); the LangChain and LlamaIndex retrievers take any of them.
-- :class:`InMemoryIndex`: the embedded default. Exact MaxSim over every document as a few large
-  matrix products, vectors kept in float32 (or float16 to halve memory, scored in float32),
-  saved to and loaded from a directory. Safe to search from several threads while another
-  adds or deletes: every operation sees one consistent snapshot.
-- :class:`~colbert_plugins.qdrant_index.QdrantIndex` (extra ``qdrant``): the same interface on
-  Qdrant, for collections that outgrow one process.
+Exact MaxSim over every document as a few large matrix products, vectors kept in float32 (or
+float16 to halve memory, scored in float32), saved to and loaded from a directory. Safe to
+search from several threads while another adds or deletes: every operation sees one
+consistent snapshot. Also :func:`resolve_index`, the default index the retrievers build.
 
 >>> index = InMemoryIndex(model)  # doctest: +SKIP
 >>> index.add(["Paris is in France.", "Berlin is in Germany."], ids=["p", "b"])  # doctest: +SKIP
@@ -15,9 +11,7 @@
 >>> index.search("capital of France", k=1)[0].id  # doctest: +SKIP
 'p'
 
-The interface, results, errors and shared checks are defined in
-:mod:`colbert_plugins.index_base` and re-exported here. No framework import here: only numpy
-and the core.
+No framework import here: only numpy and the core.
 """
 
 from __future__ import annotations
@@ -38,32 +32,30 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
-from .index_base import (
+from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..model import ColBERT, FloatArray
+from ..scoring import segmented_maxsim
+from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
     IndexMismatchError,
+    MetadataFilter,
     SearchHit,
     UnknownIdError,
+    check_filter,
     check_ids,
     check_json_metadata,
     check_k,
     check_query_vectors,
+    filter_predicate,
 )
-from .model import ColBERT, FloatArray
-from .scoring import segmented_maxsim
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
-    "ColBERTIndex",
     "InMemoryIndex",
-    "IndexFormatError",
-    "IndexMismatchError",
-    "IndexedDocument",
-    "SearchHit",
-    "UnknownIdError",
+    "resolve_index",
 ]
 
 logger = logging.getLogger(__name__)
@@ -209,16 +201,24 @@ class InMemoryIndex(ColBERTIndex):
             result.append(rows.astype(np.float32))
         return result
 
-    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
         k = check_k(k)
         query = check_query_vectors(query_vectors, self.model.dim)
+        checked = check_filter(filter)
         state = self._state
         if not state.positions:
             return []
+        slots = np.flatnonzero(state.live)
+        if checked is not None:
+            matches = filter_predicate(checked)
+            slots = slots[[matches(state.metadatas[s]) for s in slots]] if len(slots) else slots
+            if len(slots) == 0:
+                return []
         scores = segmented_maxsim(query, state.buffer, state.offsets)
         if self.model.config.normalize_scores:
             scores /= np.float32(max(1, query.shape[0]))
-        slots = np.flatnonzero(state.live)
         top = _top_k(scores[slots], k)
         return [
             SearchHit(

@@ -3,8 +3,10 @@
 - :class:`ColBERTIndex`: ``add``, ``delete``, ``search``, ``get``, ``ids``, ``len``; the
   LangChain and LlamaIndex retrievers take any implementation of it
   (:class:`~colbert_plugins.index.InMemoryIndex`,
-  :class:`~colbert_plugins.qdrant_index.QdrantIndex`).
+  :class:`~colbert_plugins.index.qdrant.QdrantIndex`).
 - :class:`SearchHit`, :class:`IndexedDocument`: what searches and lookups return.
+- Metadata filters (:func:`check_filter`, :func:`matches_filter`): the one filter language
+  every backend implements.
 - The index errors, and the argument checks the backends and retrievers share.
 
 Import these from :mod:`colbert_plugins.index`, which re-exports them. No framework import
@@ -15,17 +17,18 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
-from .model import ColBERT, FloatArray
+from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..model import ColBERT, FloatArray
 
 __all__ = [
     "ADD_CHUNK",
@@ -33,14 +36,22 @@ __all__ = [
     "IndexFormatError",
     "IndexMismatchError",
     "IndexedDocument",
+    "MetadataFilter",
     "SearchHit",
     "UnknownIdError",
     "check_documents",
+    "check_filter",
     "check_ids",
     "check_json_metadata",
     "check_k",
     "check_query_vectors",
+    "filter_predicate",
+    "matches_filter",
 ]
+
+#: A metadata filter as callers write it: ``{field: value}`` (equality) or
+#: ``{field: [value, ...]}`` (membership), all fields ANDed. See :func:`check_filter`.
+MetadataFilter = Mapping[str, Any]
 
 #: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
 ADD_CHUNK = 1024
@@ -136,21 +147,39 @@ class ColBERTIndex(ABC):
             self._upsert(ids_list[chunk], texts[chunk], metas[chunk], vectors)
         return ids_list
 
-    def search(self, query: str, k: int = 10) -> list[SearchHit]:
-        """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``)."""
+    def search(
+        self, query: str, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``).
+
+        Args:
+            query: the query text.
+            k: how many documents to return at most.
+            filter: only documents whose metadata matches (see :func:`check_filter`):
+                ``{"source": "a.pdf"}`` (equality), ``{"year": [2023, 2024]}`` (membership),
+                several fields must all hold. The filter is applied before the top-``k`` cut:
+                ``k`` documents come back whenever ``k`` matching documents exist.
+        """
         if not isinstance(query, str):
             raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
         k = check_k(k)
+        checked = check_filter(filter)
         if len(self) == 0:
             return []
-        return self.search_vectors(self.model.encode_queries([query])[0], k)
+        return self.search_vectors(self.model.encode_queries([query])[0], k, filter=checked)
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
 
     @abstractmethod
-    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
-        """Like :meth:`search`, for an already encoded query (``model.encode_queries``)."""
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``).
+
+        Implementations validate ``filter`` with :func:`check_filter` and apply it before the
+        top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
+        """
 
     @abstractmethod
     def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
@@ -288,3 +317,156 @@ def check_query_vectors(query: Any, dim: int) -> FloatArray:
             f"query vectors must be a [n, {dim}] array, got shape {array.shape}"
         )
     return array
+
+
+# -- metadata filters --------------------------------------------------------------------------
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+_MEMBERSHIP_TYPES = (list, tuple, set, frozenset)
+_ACCEPTED = (
+    "a JSON scalar (str, int, float, bool or None) for equality, or a list, tuple or set of "
+    "them for membership"
+)
+
+
+def check_filter(filter: Any) -> dict[str, Any] | None:
+    """Validate a metadata filter; return it normalized (``None`` for no filter).
+
+    A filter is a mapping from metadata field names to conditions, all of which must hold:
+
+    - a scalar (``str``, ``int``, ``float``, ``bool`` or ``None``): the field equals it;
+    - a ``list``, ``tuple``, ``set`` or ``frozenset`` of scalars: the field equals one of them
+      (an empty collection matches no document).
+
+    The normalized form keeps scalars and turns every collection into a tuple (duplicates
+    removed, order kept). Numpy scalars become Python ones. Keys are top-level metadata
+    field names, taken literally (``"a.b"`` is the field named ``a.b``, not a nested path).
+    An empty mapping is no filter at all. See :func:`matches_filter` for how values compare.
+
+    >>> check_filter({"source": "a.pdf", "year": [2023, 2024]})
+    {'source': 'a.pdf', 'year': (2023, 2024)}
+    >>> check_filter({}) is None
+    True
+
+    Raises:
+        InvalidArgumentTypeError: the filter is not a mapping, a key is not a string, or a
+            value is not a JSON scalar or a collection of them (nested dicts and lists are
+            not conditions).
+        InvalidArgumentError: a key is empty, or a value is NaN or infinite.
+    """
+    if filter is None:
+        return None
+    if not isinstance(filter, Mapping):
+        raise InvalidArgumentTypeError(
+            "filter must be a mapping of metadata field -> value (equality) or list of values "
+            f"(membership), e.g. {{'source': 'a.pdf'}}; got {type(filter).__name__}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in filter.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentTypeError(
+                f"filter keys must be metadata field names (str), got {type(key).__name__} {key!r}"
+            )
+        if not key:
+            raise InvalidArgumentError("filter keys must be non-empty metadata field names")
+        if isinstance(value, _MEMBERSHIP_TYPES):
+            members = [_filter_scalar(key, item, membership=True) for item in value]
+            checked[key] = tuple(_dedupe(members))
+        else:
+            checked[key] = _filter_scalar(key, value, membership=False)
+    return checked or None
+
+
+def matches_filter(metadata: Mapping[str, Any], filter: MetadataFilter | None) -> bool:
+    """Whether a document's metadata satisfies a filter (validated by :func:`check_filter`).
+
+    Values compare as JSON values: strings with strings, numbers by value (``1`` matches
+    ``1.0``), booleans only with booleans (``True`` does not match ``1``), ``None`` with
+    ``None`` (a field present and null). A field whose value is a list matches when any of
+    its elements does (so ``{"tag": "a"}`` matches ``{"tag": ["a", "b"]}``), as in Qdrant. A
+    document without the field never matches.
+
+    >>> matches_filter({"year": 2024, "tags": ["a", "b"]}, {"year": (2023, 2024), "tags": "b"})
+    True
+    >>> matches_filter({"flag": 1}, {"flag": True})
+    False
+    >>> matches_filter({}, {"source": None})
+    False
+    """
+    return filter_predicate(filter)(metadata)
+
+
+def filter_predicate(filter: MetadataFilter | None) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`matches_filter` with the filter validated and compiled once: a function of the
+    metadata. Membership tests are set lookups, so a filter listing thousands of values stays
+    cheap per document. ``None`` (or ``{}``) matches everything.
+    """
+    checked = check_filter(filter)
+    if not checked:
+        return _always
+    conditions = [
+        (key, frozenset(_typed_key(w) for w in (v if isinstance(v, tuple) else (v,))))
+        for key, v in checked.items()
+    ]
+
+    def predicate(metadata: Mapping[str, Any]) -> bool:
+        for key, wanted in conditions:
+            if key not in metadata:
+                return False
+            value = metadata[key]
+            values = value if isinstance(value, list | tuple) else (value,)
+            if not any(_typed_key(v) in wanted for v in values):
+                return False
+        return True
+
+    return predicate
+
+
+def _always(metadata: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _filter_scalar(key: str, value: Any, *, membership: bool) -> Any:
+    if isinstance(value, np.generic) and not isinstance(value, np.str_ | np.bytes_):
+        value = value.item()
+    if isinstance(value, _SCALAR_TYPES):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgumentError(
+                f"filter[{key!r}] holds {value!r}: NaN and infinity are not JSON values and "
+                "match nothing"
+            )
+        return str(value) if isinstance(value, str) else value
+    where = f"filter[{key!r}]" + (" contains" if membership else " is")
+    nested = " (nested collections are not conditions)" if membership else ""
+    raise InvalidArgumentTypeError(
+        f"{where} a {type(value).__name__} ({value!r:.60}){nested}; a filter value must be "
+        + _ACCEPTED
+    )
+
+
+def _dedupe(values: list[Any]) -> list[Any]:
+    seen: set[tuple[Any, ...] | None] = set()
+    kept = []
+    for value in values:
+        key = _typed_key(value)
+        if key not in seen:
+            seen.add(key)
+            kept.append(value)
+    return kept
+
+
+def _typed_key(value: Any) -> tuple[Any, ...] | None:
+    """A hashable key under which two values are equal exactly when they are equal JSON
+    values: bools only equal bools, numbers compare by value (``1 == 1.0``), strings with
+    strings, ``None`` with ``None``. Anything else (dicts, nested lists) gets ``None``, which
+    no filter value has."""
+    if isinstance(value, bool | np.bool_):
+        return ("bool", bool(value))
+    if value is None:
+        return ("null",)
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = value.item() if isinstance(value, np.generic) else value
+        return ("number", number)
+    if isinstance(value, str):
+        return ("str", str(value))
+    return None
