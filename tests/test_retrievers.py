@@ -89,9 +89,9 @@ class SearchThreads:
         self.threads: list[int] = []
         original = index.search
 
-        def search(query: str, k: int = 10) -> Any:
+        def search(query: str, k: int = 10, **kwargs: Any) -> Any:
             self.threads.append(threading.get_ident())
-            return original(query, k)
+            return original(query, k, **kwargs)
 
         index.search = search  # type: ignore[method-assign]
 
