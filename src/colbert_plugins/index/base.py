@@ -44,6 +44,7 @@ __all__ = [
     "check_ids",
     "check_json_metadata",
     "check_k",
+    "check_query_batch",
     "check_query_vectors",
     "filter_predicate",
     "matches_filter",
@@ -167,6 +168,40 @@ class ColBERTIndex(ABC):
         if len(self) == 0:
             return []
         return self.search_vectors(self.model.encode_queries([query])[0], k, filter=checked)
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[list[SearchHit]]:
+        """:meth:`search` for several queries: one list of hits per query, in order.
+
+        The queries are encoded together and scored by :meth:`search_vectors_batch`, which
+        backends that can (:class:`~colbert_plugins.index.InMemoryIndex`) answer in one pass
+        over the stored vectors. ``filter`` applies to every query.
+        """
+        texts = _check_queries(queries)
+        k = check_k(k)
+        checked = check_filter(filter)
+        if not texts or len(self) == 0:
+            return [[] for _ in texts]
+        return self.search_vectors_batch(self.model.encode_queries(texts), k, filter=checked)
+
+    def search_vectors_batch(
+        self,
+        query_vectors: Sequence[FloatArray] | FloatArray,
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        """:meth:`search_vectors` for several encoded queries: a list of ``[n_i, dim]`` arrays
+        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query.
+
+        This default runs :meth:`search_vectors` once per query; backends that can score a
+        batch in one pass over their vectors override it.
+        """
+        queries = check_query_batch(query_vectors, self.model.dim)
+        checked = check_filter(filter)
+        k = check_k(k)
+        return [self.search_vectors(query, k, filter=checked) for query in queries]
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
@@ -308,6 +343,40 @@ def check_json_metadata(doc_id: str, metadata: dict[str, Any]) -> str:
             "non-str keys become str): store JSON types only"
         )
     return encoded
+
+
+def check_query_batch(queries: Any, dim: int) -> list[FloatArray]:
+    """Several encoded queries: a ``[batch, n, dim]`` array or a sequence of ``[n_i, dim]``
+    arrays, as a list of float32 ``[n_i, dim]`` arrays."""
+    if isinstance(queries, np.ndarray):
+        if queries.ndim != 3:
+            hint = ""
+            if queries.ndim == 2:
+                hint = " (one query: use search_vectors, or wrap it in a list)"
+            raise InvalidArgumentError(
+                f"a batch of query vectors must be a [batch, n, {dim}] array or a list of "
+                f"[n, {dim}] arrays, got an array of shape {queries.shape}{hint}"
+            )
+        return [check_query_vectors(query, dim) for query in queries]
+    if isinstance(queries, str | bytes | Mapping) or not isinstance(queries, Iterable):
+        raise InvalidArgumentTypeError(
+            f"a batch of query vectors must be a list of [n, {dim}] arrays or a [batch, n, "
+            f"{dim}] array, got {type(queries).__name__}"
+        )
+    return [check_query_vectors(query, dim) for query in queries]
+
+
+def _check_queries(queries: Any) -> list[str]:
+    if isinstance(queries, str | bytes) or not isinstance(queries, Iterable):
+        raise InvalidArgumentTypeError(
+            f"queries must be a list of strings (one query: use search), got "
+            f"{type(queries).__name__}"
+        )
+    texts = list(queries)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"queries[{i}] must be a str, got {type(text).__name__}")
+    return texts
 
 
 def check_query_vectors(query: Any, dim: int) -> FloatArray:

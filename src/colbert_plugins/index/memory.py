@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT, FloatArray
-from ..scoring import segmented_maxsim
+from ..scoring import segmented_maxsim_batch
 from .base import (
     ColBERTIndex,
     IndexedDocument,
@@ -47,6 +47,7 @@ from .base import (
     check_ids,
     check_json_metadata,
     check_k,
+    check_query_batch,
     check_query_vectors,
     filter_predicate,
 )
@@ -206,29 +207,54 @@ class InMemoryIndex(ColBERTIndex):
     ) -> list[SearchHit]:
         k = check_k(k)
         query = check_query_vectors(query_vectors, self.model.dim)
-        checked = check_filter(filter)
-        state = self._state
-        if not state.positions:
+        return self._search([query], k, check_filter(filter))[0]
+
+    def search_vectors_batch(
+        self,
+        query_vectors: Sequence[FloatArray] | FloatArray,
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        """Several encoded queries scored in one pass over the stored vectors (one matrix
+        product per block for all of them), one list of hits per query; see
+        :meth:`ColBERTIndex.search_vectors_batch`. Each list equals what
+        :meth:`search_vectors` returns for that query."""
+        k = check_k(k)
+        queries = check_query_batch(query_vectors, self.model.dim)
+        return self._search(queries, k, check_filter(filter))
+
+    def _search(
+        self, queries: list[FloatArray], k: int, checked: dict[str, Any] | None
+    ) -> list[list[SearchHit]]:
+        state = self._state  # one consistent snapshot for every query
+        if not queries:
             return []
         slots = np.flatnonzero(state.live)
-        if checked is not None:
+        if checked is not None and len(slots):
             matches = filter_predicate(checked)
-            slots = slots[[matches(state.metadatas[s]) for s in slots]] if len(slots) else slots
-            if len(slots) == 0:
-                return []
-        scores = segmented_maxsim(query, state.buffer, state.offsets)
+            slots = slots[[matches(state.metadatas[s]) for s in slots]]
+        if len(slots) == 0:
+            return [[] for _ in queries]
+        scores = segmented_maxsim_batch(queries, state.buffer, state.offsets)
         if self.model.config.normalize_scores:
-            scores /= np.float32(max(1, query.shape[0]))
-        top = _top_k(scores[slots], k)
-        return [
-            SearchHit(
-                id=state.ids[slot],
-                score=float(scores[slot]),
-                text=state.texts[slot],
-                metadata=copy.deepcopy(state.metadatas[slot]),
+            lengths = np.array([max(1, len(q)) for q in queries], dtype=np.float32)
+            scores /= lengths[:, None]
+        results = []
+        for row in scores:
+            top = _top_k(row[slots], k)
+            results.append(
+                [
+                    SearchHit(
+                        id=state.ids[slot],
+                        score=float(row[slot]),
+                        text=state.texts[slot],
+                        metadata=copy.deepcopy(state.metadatas[slot]),
+                    )
+                    for slot in (int(slots[i]) for i in top)
+                ]
             )
-            for slot in (int(slots[i]) for i in top)
-        ]
+        return results
 
     # -- writing ---------------------------------------------------------------------------------
 
