@@ -16,7 +16,7 @@ Measured, each repeat running every variant once in turn (so drift on a shared m
 all alike), on the same stored vectors:
 
 - ``bare q@D.T``: the float32 product ``q @ block.T`` over the stored matrix in blocks of
-  ``scoring._BLOCK_TOKENS`` rows, into a reused output: the floor for exact MaxSim, which
+  ``scoring._BLOCK_TOKENS`` (8,192) rows, into a reused output: the floor for exact MaxSim, which
   has to compute every one of these products (``bare D@q.T``: the same product transposed,
   the orientation ``segmented_maxsim_batch`` uses; ``one block in cache``: the same number
   of products on the first block only, which never leaves the cache: if it is not much

@@ -117,7 +117,7 @@ class InMemoryIndex(ColBERTIndex):
     All token vectors live in one matrix; a search reads it once, in cache-sized blocks of
     whole documents, each one matrix product and one segmented max (no Python loop per
     document): :func:`~colbert_plugins.scoring.segmented_maxsim_batch`. The product is most
-    of the time: a search costs 0.84-1.23x the bare ``query @ vectors.T`` over the same
+    of the time: a search costs 0.74-1.21x the bare ``query @ vectors.T`` over the same
     blocks (``benchmarks/exact_index.py``). Several queries share one pass
     (:meth:`search_batch`, :meth:`search_vectors_batch`): the vectors are read once for all
     of them, in bigger products, which serves more queries per second. Best first; equal
