@@ -206,3 +206,38 @@ def test_other_backends_batch_through_the_default(tiny_model: ColBERT) -> None:
         batch = qdrant.search_batch(QUERIES[:3], k=3, filter=None)
         for query, hits in zip(QUERIES[:3], batch, strict=True):
             same_hits(hits, qdrant.search(query, k=3), rtol=1e-5)
+
+
+def test_blas_threads_are_capped_during_a_search_and_restored_after() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from colbert_plugins import scoring
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    real = scoring._segmented_maxsim_batch
+
+    def spy(*args: object) -> object:
+        seen.append(blas_threads())
+        return real(*args)  # type: ignore[arg-type]
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((40, 8)).astype(np.float32)
+    offsets = np.array([0, 10, 25, 40])
+    query = rng.standard_normal((4, 8)).astype(np.float32)
+    original = scoring._segmented_maxsim_batch
+    scoring._segmented_maxsim_batch = spy  # type: ignore[assignment]
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):  # the caller's own setting
+            before = blas_threads()
+            capped = scoring.segmented_maxsim_batch([query], vectors, offsets)
+            left = scoring.segmented_maxsim_batch([query], vectors, offsets, blas_threads=None)
+            after = blas_threads()
+    finally:
+        scoring._segmented_maxsim_batch = original  # type: ignore[assignment]
+    assert before and set(before) == {2}
+    assert seen[0] == [1] * len(before) and seen[1] == before
+    assert after == before
+    np.testing.assert_array_equal(capped, left)
