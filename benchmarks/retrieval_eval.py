@@ -58,8 +58,8 @@ import numpy as np
 from colbert_plugins import ColBERT
 from colbert_plugins.cache import EmbeddingCache
 from colbert_plugins.index import InMemoryIndex
+from colbert_plugins.index.qdrant import QdrantIndex
 from colbert_plugins.model import rank_order
-from colbert_plugins.qdrant_index import QdrantIndex
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DISCLAIMER = (

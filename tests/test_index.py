@@ -22,10 +22,9 @@ from colbert_plugins.index import (
     SearchHit,
     UnknownIdError,
     resolve_index,
-    segmented_maxsim,
 )
 from colbert_plugins.model import rank_order
-from colbert_plugins.scoring import maxsim_scores
+from colbert_plugins.scoring import maxsim_scores, segmented_maxsim
 from tiny_model import build_model_dir
 
 QUERY = "what is the capital of france"

@@ -1,4 +1,4 @@
-"""Tests for colbert_plugins.qdrant_index (qdrant-client local mode; unit: tiny model)."""
+"""Tests for colbert_plugins.index.qdrant (qdrant-client local mode; unit: tiny model)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from qdrant_client import QdrantClient
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import IndexedDocument, IndexMismatchError, InMemoryIndex, UnknownIdError
+from colbert_plugins.index.qdrant import COLBERT_VECTOR, FIXED_VECTOR, QdrantIndex, point_id
 from colbert_plugins.pooling import Muvera
-from colbert_plugins.qdrant_index import COLBERT_VECTOR, FIXED_VECTOR, QdrantIndex, point_id
 from tiny_model import build_model_dir
 
 QUERY = "what is the capital of france"
@@ -289,7 +289,7 @@ def test_missing_qdrant_client_names_the_extra() -> None:
         "import sys; sys.modules['qdrant_client'] = None\n"
         "import colbert_plugins, colbert_plugins.index\n"
         "try:\n"
-        "    import colbert_plugins.qdrant_index\n"
+        "    import colbert_plugins.index.qdrant\n"
         "except ImportError as exc:\n"
         "    from colbert_plugins.errors import MissingDependencyError\n"
         "    assert isinstance(exc, MissingDependencyError), type(exc)\n"

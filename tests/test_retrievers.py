@@ -36,10 +36,10 @@ from pydantic import ValidationError
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import InMemoryIndex, UnknownIdError
+from colbert_plugins.index.qdrant import QdrantIndex
 from colbert_plugins.langchain_retriever import RELEVANCE_SCORE_KEY
 from colbert_plugins.langchain_retriever import ColBERTRetriever as LCRetriever
 from colbert_plugins.llama_index_retriever import ColBERTRetriever as LIRetriever
-from colbert_plugins.qdrant_index import QdrantIndex
 
 QUERY = "what is the capital of france"
 TEXTS = [
@@ -89,9 +89,9 @@ class SearchThreads:
         self.threads: list[int] = []
         original = index.search
 
-        def search(query: str, k: int = 10) -> Any:
+        def search(query: str, k: int = 10, **kwargs: Any) -> Any:
             self.threads.append(threading.get_ident())
-            return original(query, k)
+            return original(query, k, **kwargs)
 
         index.search = search  # type: ignore[method-assign]
 

@@ -3,10 +3,11 @@
 >>> from colbert_plugins.langchain import ColBERTRetriever  # doctest: +SKIP
 >>> retriever = ColBERTRetriever.from_documents(docs, model="path/to/model", k=4)  # doctest: +SKIP
 >>> retriever.invoke("how do wings behave in a slipstream?", k=2)  # doctest: +SKIP
+>>> retriever.invoke("wings", filter={"source": ["a.pdf", "b.pdf"]})  # doctest: +SKIP
 
 The documents live in a :class:`~colbert_plugins.index.ColBERTIndex`: the in-process exact
 :class:`~colbert_plugins.index.InMemoryIndex` by default, or a
-:class:`~colbert_plugins.qdrant_index.QdrantIndex` given as ``index=``.
+:class:`~colbert_plugins.index.qdrant.QdrantIndex` given as ``index=``.
 
 Needs the ``langchain`` extra (``langchain-core``); importing this module without it raises
 :class:`~colbert_plugins.errors.MissingDependencyError`.
@@ -20,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .index import resolve_index
-from .index_base import ColBERTIndex, SearchHit, check_k
+from .index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
+from .index.base import check_k
 from .model import ColBERT
 
 try:
@@ -32,7 +33,7 @@ try:
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
     from langchain_core.runnables.config import run_in_executor
-    from pydantic import ConfigDict, Field
+    from pydantic import ConfigDict, Field, field_validator
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain_core
     raise MissingDependencyError(
         "colbert_plugins.langchain_retriever needs langchain-core; install it with "
@@ -52,8 +53,9 @@ class ColBERTRetriever(BaseRetriever):
     """Retrieve the ``k`` best documents of a ColBERT index by MaxSim score.
 
     Build it from documents (:meth:`from_documents`, :meth:`from_texts`) or around an existing
-    index (``ColBERTRetriever(index=index, k=4)``). The number of results can be changed per
-    call: ``retriever.invoke(query, k=10)``.
+    index (``ColBERTRetriever(index=index, k=4)``). The search options ``k`` and ``filter``
+    can be changed per call, as the search kwargs of LangChain's vector store retrievers:
+    ``retriever.invoke(query, k=10, filter={"source": "a.pdf"})``.
 
     Each result is a new :class:`~langchain_core.documents.Document` with the stored text as
     ``page_content``, the document's id as ``id``, and a copy of its metadata plus
@@ -62,6 +64,10 @@ class ColBERTRetriever(BaseRetriever):
     Args:
         index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
         k: number of documents to return (>= 1).
+        filter: a metadata filter applied to every search unless a call gives its own:
+            ``{"field": value}`` (equality) or ``{"field": [v1, v2]}`` (membership), all
+            fields must hold (:func:`~colbert_plugins.index.check_filter`). It is applied
+            before the top-``k`` cut, so ``k`` documents come back whenever ``k`` match.
         **kwargs: :class:`~langchain_core.retrievers.BaseRetriever` fields (``tags``,
             ``metadata``).
     """
@@ -72,14 +78,33 @@ class ColBERTRetriever(BaseRetriever):
 
     index: ColBERTIndex = Field(description="The ColBERT index searched.")
     k: int = Field(default=4, ge=1, strict=True, description="Number of documents to return.")
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="Metadata filter of every search without its own: {field: value} "
+        "(equality) or {field: [values]} (membership), all fields must hold.",
+    )
 
-    def __init__(self, *, index: ColBERTIndex, k: int = 4, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        index: ColBERTIndex,
+        k: int = 4,
+        filter: MetadataFilter | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(index, ColBERTIndex):
             raise InvalidArgumentTypeError(
                 f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
             )
-        fields: dict[str, Any] = {"index": index, "k": check_k(k), **kwargs}
+        check_filter(filter)  # our clear error (assignment later goes through the validator)
+        fields: dict[str, Any] = {"index": index, "k": check_k(k), "filter": filter, **kwargs}
         super().__init__(**fields)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _check_filter(cls, value: Any) -> dict[str, Any] | None:
+        check_filter(value)  # our clear error, not a pydantic one
+        return None if value is None else dict(value)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -112,7 +137,7 @@ class ColBERTRetriever(BaseRetriever):
             batch_size: documents per encoder call.
             show_progress: show a progress bar while encoding.
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
-            **kwargs: more retriever fields (``tags``, ``metadata``).
+            **kwargs: more retriever fields (``filter``, ``tags``, ``metadata``).
         """
         k = check_k(k)
         target = resolve_index(model, index, model_kwargs)
@@ -169,9 +194,10 @@ class ColBERTRetriever(BaseRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
+        filter: MetadataFilter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        return self._search(query, k, kwargs)
+        return self._search(query, k, filter, kwargs)
 
     async def _aget_relevant_documents(
         self,
@@ -179,21 +205,32 @@ class ColBERTRetriever(BaseRetriever):
         *,
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
+        filter: MetadataFilter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         # Encoding and scoring are CPU-bound: run them in a worker thread.
-        return await run_in_executor(None, self._search, query, k, kwargs)
+        return await run_in_executor(None, self._search, query, k, filter, kwargs)
 
-    def _search(self, query: str, k: int | None, extra: Mapping[str, Any]) -> list[Document]:
+    def _search(
+        self,
+        query: str,
+        k: int | None,
+        filter: MetadataFilter | None,
+        extra: Mapping[str, Any],
+    ) -> list[Document]:
         unknown = sorted(set(extra) - _IGNORED_KWARGS)
         if unknown:
             raise InvalidArgumentTypeError(
                 f"ColBERTRetriever got unexpected keyword argument(s) {', '.join(unknown)}; "
-                "the only search option is k"
+                "the search options are k and filter"
             )
         if not isinstance(query, str):
             raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
-        hits = self.index.search(query, k=self.k if k is None else check_k(k))
+        hits = self.index.search(
+            query,
+            k=self.k if k is None else check_k(k),
+            filter=self.filter if filter is None else filter,
+        )
         return [_to_document(hit) for hit in hits]
 
 

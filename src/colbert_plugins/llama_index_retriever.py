@@ -3,10 +3,12 @@
 >>> from colbert_plugins.llama_index import ColBERTRetriever  # doctest: +SKIP
 >>> retriever = ColBERTRetriever.from_nodes(nodes, model=colbert)  # doctest: +SKIP
 >>> engine = RetrieverQueryEngine.from_args(retriever, llm=llm)  # doctest: +SKIP
+>>> year = MetadataFilters(filters=[MetadataFilter(key="year", value=2024)])  # doctest: +SKIP
+>>> retriever.filters = year  # doctest: +SKIP
 
 Nodes are stored in a :class:`~colbert_plugins.index.ColBERTIndex` (the in-process exact
 :class:`~colbert_plugins.index.InMemoryIndex` by default, or a
-:class:`~colbert_plugins.qdrant_index.QdrantIndex` given as ``index=``) with the whole node
+:class:`~colbert_plugins.index.qdrant.QdrantIndex` given as ``index=``) with the whole node
 serialized in the metadata, so retrieval returns the original node (id, metadata,
 relationships); documents indexed by other means come back as ``TextNode``.
 
@@ -22,9 +24,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .index import resolve_index
-from .index_base import ColBERTIndex, SearchHit, check_k
+from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from .index import ColBERTIndex, SearchHit, check_filter, resolve_index
+from .index.base import check_k
 from .model import ColBERT
 
 try:
@@ -40,6 +42,12 @@ try:
         TextNode,
         TransformComponent,
     )
+    from llama_index.core.vector_stores.types import (
+        FilterCondition,
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+    )
     from llama_index.core.vector_stores.utils import metadata_dict_to_node
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
     raise MissingDependencyError(
@@ -47,7 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         '`pip install "colbert-plugins[llama-index]"`'
     ) from exc
 
-__all__ = ["NODE_CONTENT_KEY", "NODE_TYPE_KEY", "ColBERTRetriever"]
+__all__ = ["NODE_CONTENT_KEY", "NODE_TYPE_KEY", "ColBERTRetriever", "metadata_filter"]
 
 #: Metadata keys holding the serialized node (the keys LlamaIndex's vector stores use).
 NODE_CONTENT_KEY = "_node_content"
@@ -64,6 +72,11 @@ class ColBERTRetriever(BaseRetriever):
     Args:
         index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
         similarity_top_k: number of nodes to return (>= 1).
+        filters: LlamaIndex ``MetadataFilters`` on the nodes' metadata, as for a vector index
+            retriever: operators ``EQ`` and ``IN``, combined with ``AND`` (nested
+            ``MetadataFilters`` too); anything else is refused when set (see
+            :func:`metadata_filter`). Applied before the top-k cut, so ``similarity_top_k``
+            nodes come back whenever that many match. Settable later (``retriever.filters``).
         callback_manager: LlamaIndex callback manager.
         object_map, objects, verbose: as for any LlamaIndex ``BaseRetriever`` (recursive
             retrieval through ``IndexNode`` objects).
@@ -74,6 +87,7 @@ class ColBERTRetriever(BaseRetriever):
         index: ColBERTIndex,
         similarity_top_k: int = 4,
         *,
+        filters: MetadataFilters | None = None,
         callback_manager: CallbackManager | None = None,
         object_map: dict[str, Any] | None = None,
         objects: list[Any] | None = None,
@@ -85,6 +99,8 @@ class ColBERTRetriever(BaseRetriever):
             )
         self._index = index
         self._similarity_top_k = check_k(similarity_top_k, "similarity_top_k")
+        self._filter = metadata_filter(filters)
+        self._filters = filters
         super().__init__(
             callback_manager=callback_manager,
             object_map=object_map,
@@ -106,6 +122,16 @@ class ColBERTRetriever(BaseRetriever):
     def similarity_top_k(self, value: int) -> None:
         self._similarity_top_k = check_k(value, "similarity_top_k")
 
+    @property
+    def filters(self) -> MetadataFilters | None:
+        """The ``MetadataFilters`` every retrieval applies (``None``: no filter)."""
+        return self._filters
+
+    @filters.setter
+    def filters(self, value: MetadataFilters | None) -> None:
+        self._filter = metadata_filter(value)
+        self._filters = value
+
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
@@ -116,6 +142,7 @@ class ColBERTRetriever(BaseRetriever):
         *,
         index: ColBERTIndex | None = None,
         similarity_top_k: int = 4,
+        filters: MetadataFilters | None = None,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
         batch_size: int = 32,
         show_progress: bool = False,
@@ -131,6 +158,7 @@ class ColBERTRetriever(BaseRetriever):
                 with ``model_kwargs``; the nodes go to a new in-process exact index.
             index: an index to add the nodes to instead (e.g. a ``QdrantIndex``).
             similarity_top_k: number of nodes to return.
+            filters: ``MetadataFilters`` applied to every retrieval (see the class).
             metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
                 embeddings, by default; ``NONE`` indexes the text alone).
             batch_size: documents per encoder call.
@@ -140,7 +168,7 @@ class ColBERTRetriever(BaseRetriever):
         """
         top_k = check_k(similarity_top_k, "similarity_top_k")
         target = resolve_index(model, index, model_kwargs)
-        retriever = cls(target, top_k, callback_manager=callback_manager)
+        retriever = cls(target, top_k, filters=filters, callback_manager=callback_manager)
         retriever.add_nodes(
             nodes, metadata_mode=metadata_mode, batch_size=batch_size, show_progress=show_progress
         )
@@ -194,12 +222,81 @@ class ColBERTRetriever(BaseRetriever):
     # -- retrieval -------------------------------------------------------------------------------
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self._index.search(query_bundle.query_str, k=self._similarity_top_k)
+        hits = self._index.search(
+            query_bundle.query_str, k=self._similarity_top_k, filter=self._filter
+        )
         return [NodeWithScore(node=_to_node(hit), score=hit.score) for hit in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         # Encoding and scoring are CPU-bound: run them in a worker thread.
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+_SUPPORTED_OPERATORS = (FilterOperator.EQ, FilterOperator.IN)
+
+
+def metadata_filter(filters: MetadataFilters | None) -> dict[str, Any] | None:
+    """LlamaIndex ``MetadataFilters`` as a colbert-plugins metadata filter
+    (:func:`~colbert_plugins.index.check_filter`), or ``None`` for no filter.
+
+    Supported: ``FilterOperator.EQ`` (a scalar value) and ``FilterOperator.IN`` (a list),
+    combined with ``FilterCondition.AND`` (or no condition), nested ``MetadataFilters`` with
+    ``AND`` too; each key at most once. Other operators (``NE``, ``GT``, ``NIN``, ``ANY``,
+    ...) and conditions (``OR``, ``NOT``) raise
+    :class:`~colbert_plugins.errors.InvalidArgumentError` naming them, rather than being
+    ignored or approximated.
+    """
+    if filters is None:
+        return None
+    if not isinstance(filters, MetadataFilters):
+        raise InvalidArgumentTypeError(
+            "filters must be llama_index.core.vector_stores.MetadataFilters (e.g. "
+            "MetadataFilters(filters=[MetadataFilter(key='year', value=2024)])), got "
+            f"{type(filters).__name__}"
+        )
+    flat: dict[str, Any] = {}
+    _flatten_filters(filters, flat)
+    return check_filter(flat)
+
+
+def _flatten_filters(filters: MetadataFilters, into: dict[str, Any]) -> None:
+    if filters.condition not in (None, FilterCondition.AND):
+        raise InvalidArgumentError(
+            f"MetadataFilters condition {_enum_name(filters.condition)} is not supported by "
+            "the ColBERT retriever; only AND combines filters"
+        )
+    for item in filters.filters:
+        if isinstance(item, MetadataFilters):
+            _flatten_filters(item, into)
+            continue
+        if not isinstance(item, MetadataFilter):  # pragma: no cover - pydantic checks it
+            raise InvalidArgumentTypeError(f"unexpected filter {type(item).__name__}")
+        if item.operator not in _SUPPORTED_OPERATORS:
+            raise InvalidArgumentError(
+                f"MetadataFilter operator {_enum_name(item.operator)} (key {item.key!r}) is not "
+                "supported by the ColBERT retriever; supported: EQ (==) and IN (in)"
+            )
+        if item.key in into:
+            raise InvalidArgumentError(
+                f"MetadataFilters name the key {item.key!r} more than once; give each key one "
+                "filter (use FilterOperator.IN for several accepted values)"
+            )
+        value: Any = item.value
+        if item.operator == FilterOperator.EQ and isinstance(value, list):
+            raise InvalidArgumentError(
+                f"MetadataFilter EQ on {item.key!r} got a list; use FilterOperator.IN to match "
+                "any of several values"
+            )
+        if item.operator == FilterOperator.IN and not isinstance(value, list):
+            raise InvalidArgumentError(
+                f"MetadataFilter IN on {item.key!r} needs a list of values, got {value!r}"
+            )
+        into[item.key] = value
+
+
+def _enum_name(value: Any) -> str:
+    name = getattr(value, "name", None)
+    return f"{name} ({value.value!r})" if name else repr(value)
 
 
 def _node_metadata(node: BaseNode) -> dict[str, Any]:

@@ -20,14 +20,28 @@ __all__ = [
     "maxsim_scores",
     "pad_vectors",
     "segmented_maxsim",
+    "segmented_maxsim_batch",
 ]
 
 FloatArray = npt.NDArray[np.float32]
 
 #: Upper bound on the query-by-document-token similarity block computed at once (elements).
 _BLOCK_ELEMENTS = 8_000_000
-#: Default upper bound on the document rows scored in one matrix product.
-_BLOCK_TOKENS = 65_536
+#: Default upper bound on the document rows scored in one matrix product: a block of rows (and
+#: its float32 copy when stored as float16) stays in a core's cache while it is multiplied.
+_BLOCK_TOKENS = 4096
+#: Fewer rows per block when many query vectors share a pass: the similarity block
+#: ``[rows, query vectors]`` stays under this many elements, but never below _MIN_BLOCK_ROWS.
+_SIMS_ELEMENTS = 4096 * 64
+_MIN_BLOCK_ROWS = 512
+#: More query vectors than this in one pass: products laid out [query vectors, rows].
+_WIDE_QUERY = 64
+#: float16 -> float32 exponent bias correction, 2**(127 - 15).
+_HALF_BIAS = np.float32(2.0**112)
+#: Queries whose largest magnitude is below this take the bias correction (no overflow).
+_FOLD_LIMIT = 2.0**14
+#: All bits but 28, 29 and 30 (0x8FFFFFFF as int32).
+_CLEAR_28_30 = np.int32(-0x70000001)
 
 
 def l2_normalize(vectors: FloatArray, eps: float = 1e-12) -> FloatArray:
@@ -114,7 +128,7 @@ def maxsim_scores(query: FloatArray, documents: Sequence[FloatArray]) -> FloatAr
             stop += 1
         block = documents[start:stop]
         offsets = np.concatenate(([0], np.cumsum([len(d) for d in block]))).astype(np.int64)
-        scores[start:stop] = segmented_maxsim(query, np.concatenate(block), offsets, per_block)
+        scores[start:stop] = segmented_maxsim(query, np.concatenate(block), offsets)
         start = stop
     return scores
 
@@ -128,31 +142,135 @@ def segmented_maxsim(
     """MaxSim of one query against documents stored as one matrix plus offsets.
 
     Document ``i`` is ``vectors[offsets[i]:offsets[i+1]]``; an empty one scores ``-inf``.
-    Rows are scored in blocks of about ``block_tokens`` (converted to float32 first, so
-    float16 storage is scored in float32), each block one matrix product and one segmented
-    maximum (:func:`numpy.maximum.reduceat`). Returns float32 raw sums.
+    ``vectors`` may be float32 or float16 (scored in float32, converted exactly a block at a
+    time). Returns float32 raw sums. See :func:`segmented_maxsim_batch`, which this calls.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
     >>> segmented_maxsim(q, v, np.array([0, 1, 1, 3])).tolist()
     [1.0, -inf, 1.600000023841858]
     """
+    scores: FloatArray = segmented_maxsim_batch([query], vectors, offsets, block_tokens)[0]
+    return scores
+
+
+def segmented_maxsim_batch(
+    queries: Sequence[FloatArray],
+    vectors: npt.NDArray[Any],
+    offsets: npt.NDArray[np.int64],
+    block_tokens: int = _BLOCK_TOKENS,
+) -> FloatArray:
+    """MaxSim of several queries against documents stored as one matrix plus offsets, in one
+    pass over the stored vectors: ``[len(queries), n_documents]`` float32 raw sums.
+
+    Document ``i`` is ``vectors[offsets[i]:offsets[i+1]]``; an empty one scores ``-inf``, and
+    a query without vectors scores 0 on the others. Queries may have different lengths. The rows
+    are read in cache-sized blocks of whole documents (about ``block_tokens`` rows, fewer
+    when many query vectors share the pass): each block is one matrix product against every
+    query vector at once and one segmented maximum (:func:`numpy.maximum.reduceat`, along
+    the contiguous axis of the product), so reading the stored vectors once serves every
+    query. float16 ``vectors`` are converted to float32 exactly, a block at a time, into a
+    reused buffer with integer bit operations (numpy's own float16 cast is about 6x slower,
+    as slow as the product itself); their scores are those of the float32 copy.
+
+    >>> q1 = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    >>> q2 = np.array([[0.5, 0.75]], dtype=np.float32)
+    >>> v = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.75]], dtype=np.float16)
+    >>> segmented_maxsim_batch([q1, q2], v, np.array([0, 1, 3])).tolist()
+    [[1.0, 1.5], [0.5, 0.8125]]
+    """
     n = len(offsets) - 1
-    scores = np.full(n, -np.inf, dtype=np.float32)
-    lengths = np.diff(offsets)
+    lengths = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
+    scores = np.full((len(queries), n), -np.inf, dtype=np.float32)
+    doc_lengths = np.diff(offsets)
+    scores[np.ix_(lengths == 0, doc_lengths > 0)] = 0.0
+    live = np.flatnonzero(lengths > 0)
+    if n == 0 or live.size == 0:
+        return scores
+    stacked = np.concatenate([np.asarray(queries[int(i)], dtype=np.float32) for i in live])
+    widths = lengths[live]
+    query_starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
+    same_width = bool(np.all(widths == widths[0]))
+    total, dim = stacked.shape
+    converter = _BlockConverter(vectors.dtype, dim)
+    if converter.half and float(np.abs(stacked).max(initial=0.0)) < _FOLD_LIMIT:
+        # Fold float16's exponent correction into the (small) query instead of every block.
+        stacked = stacked * _HALF_BIAS
+        converter.rescale = False
+    # Few query vectors: [rows, q] products (BLAS is fastest this way round) reduced along
+    # rows; many: [q, rows] products reduced along their contiguous rows (reduceat across
+    # rows of a wide [rows, q] array is an order of magnitude slower).
+    wide = total > _WIDE_QUERY
+    budget = max(1, min(block_tokens, max(_MIN_BLOCK_ROWS, _SIMS_ELEMENTS // total)))
+    sims_buffer = np.empty(budget * total, dtype=np.float32)
+    query_t = stacked.T
     start = 0
     while start < n:
         # The last document whose rows end within the budget (at least one document).
-        stop = int(np.searchsorted(offsets, offsets[start] + block_tokens, side="right")) - 1
+        stop = int(np.searchsorted(offsets, offsets[start] + budget, side="right")) - 1
         stop = min(max(stop, start + 1), n)
         first, last = int(offsets[start]), int(offsets[stop])
-        nonempty = np.flatnonzero(lengths[start:stop] > 0)
+        nonempty = np.flatnonzero(doc_lengths[start:stop] > 0)
         if nonempty.size:
-            block = vectors[first:last]
-            if block.dtype != np.float32:
-                block = block.astype(np.float32)
-            sims = query @ block.T  # [q, rows]
+            rows = last - first
+            block = converter(vectors[first:last])
             starts = offsets[start:stop][nonempty] - first
-            scores[start + nonempty] = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0)
+            if rows * total > sims_buffer.size:  # one document longer than the budget
+                sims_buffer = np.empty(rows * total, dtype=np.float32)
+            if wide:
+                sims = np.matmul(
+                    stacked, block.T, out=sims_buffer[: total * rows].reshape(total, rows)
+                )
+                best = np.maximum.reduceat(sims, starts, axis=1)  # [query vectors, docs]
+            else:
+                sims = np.matmul(
+                    block, query_t, out=sims_buffer[: rows * total].reshape(rows, total)
+                )
+                best = np.maximum.reduceat(sims, starts, axis=0).T  # [query vectors, docs]
+            if live.size == 1:
+                summed = best.sum(axis=0)[None, :]
+            elif same_width:
+                summed = best.reshape(live.size, int(widths[0]), -1).sum(axis=1)
+            else:
+                summed = np.add.reduceat(best, query_starts, axis=0)
+            scores[np.ix_(live, start + nonempty)] = summed
         start = stop
     return scores
+
+
+class _BlockConverter:
+    """Turns blocks of stored rows into float32 without allocating per block.
+
+    float32 blocks pass through untouched. float16 blocks are converted exactly with three
+    integer operations into a reused buffer: the bits, sign-extended to 32, are shifted by 13
+    (exponent and mantissa land where float32 keeps them) and bits 28-30 are cleared (the
+    sign extension put ones there for negative values), which leaves float32 bits equal to
+    the value times ``2**-112``; a multiplication by ``2**112`` (done here when ``rescale``,
+    else folded into the query by the caller) corrects the exponent bias and makes float16
+    subnormals exact too. Finite values only (a stored float16 infinity would come back as
+    65536 and more).
+    """
+
+    def __init__(self, dtype: np.dtype[Any], dim: int) -> None:
+        self.half = dtype == np.float16
+        self.dim = dim
+        self.rescale = True
+        self._bits: npt.NDArray[np.int32] | None = None
+
+    def __call__(self, block: npt.NDArray[Any]) -> FloatArray:
+        if block.dtype == np.float32:
+            return block
+        if not self.half:
+            converted: FloatArray = block.astype(np.float32)
+            return converted
+        rows = len(block)
+        if self._bits is None or len(self._bits) < rows:
+            self._bits = np.empty((rows, self.dim), dtype=np.int32)
+        bits = self._bits[:rows]
+        np.copyto(bits, block.view(np.int16))  # sign-extends
+        np.left_shift(bits, 13, out=bits)
+        np.bitwise_and(bits, _CLEAR_28_30, out=bits)
+        values: FloatArray = bits.view(np.float32)
+        if self.rescale:
+            np.multiply(values, _HALF_BIAS, out=values)
+        return values

@@ -1,13 +1,9 @@
-"""Document indexes for ColBERT retrieval: token matrices plus text, id and metadata per document.
+"""The in-process exact index: :class:`InMemoryIndex`.
 
-- :class:`ColBERTIndex`: the interface every backend implements (``add``, ``delete``,
-  ``search``, ``get``, ``ids``, ``len``); the LangChain and LlamaIndex retrievers take any of them.
-- :class:`InMemoryIndex`: the embedded default. Exact MaxSim over every document as a few large
-  matrix products, vectors kept in float32 (or float16 to halve memory, scored in float32),
-  saved to and loaded from a directory. Safe to search from several threads while another
-  adds or deletes: every operation sees one consistent snapshot.
-- :class:`~colbert_plugins.qdrant_index.QdrantIndex` (extra ``qdrant``): the same interface on
-  Qdrant, for collections that outgrow one process.
+Exact MaxSim over every document as a few large matrix products, vectors kept in float32 (or
+float16 to halve memory, scored in float32), saved to and loaded from a directory. Safe to
+search from several threads while another adds or deletes: every operation sees one
+consistent snapshot. Also :func:`resolve_index`, the default index the retrievers build.
 
 >>> index = InMemoryIndex(model)  # doctest: +SKIP
 >>> index.add(["Paris is in France.", "Berlin is in Germany."], ids=["p", "b"])  # doctest: +SKIP
@@ -15,9 +11,7 @@
 >>> index.search("capital of France", k=1)[0].id  # doctest: +SKIP
 'p'
 
-The interface, results, errors and shared checks are defined in
-:mod:`colbert_plugins.index_base` and re-exported here. No framework import here: only numpy
-and the core.
+No framework import here: only numpy and the core.
 """
 
 from __future__ import annotations
@@ -30,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,32 +32,31 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
-from .index_base import (
+from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..model import ColBERT, FloatArray
+from ..scoring import segmented_maxsim_batch
+from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
     IndexMismatchError,
+    MetadataFilter,
     SearchHit,
     UnknownIdError,
+    check_filter,
     check_ids,
     check_json_metadata,
     check_k,
+    check_query_batch,
     check_query_vectors,
+    filter_predicate,
 )
-from .model import ColBERT, FloatArray
-from .scoring import segmented_maxsim
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
-    "ColBERTIndex",
     "InMemoryIndex",
-    "IndexFormatError",
-    "IndexMismatchError",
-    "IndexedDocument",
-    "SearchHit",
-    "UnknownIdError",
+    "resolve_index",
 ]
 
 logger = logging.getLogger(__name__)
@@ -209,26 +202,59 @@ class InMemoryIndex(ColBERTIndex):
             result.append(rows.astype(np.float32))
         return result
 
-    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
         k = check_k(k)
         query = check_query_vectors(query_vectors, self.model.dim)
-        state = self._state
-        if not state.positions:
+        return self._search([query], k, check_filter(filter))[0]
+
+    def search_vectors_batch(
+        self,
+        query_vectors: Sequence[FloatArray] | FloatArray,
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        """Several encoded queries scored in one pass over the stored vectors (one matrix
+        product per block for all of them), one list of hits per query; see
+        :meth:`ColBERTIndex.search_vectors_batch`. Each list equals what
+        :meth:`search_vectors` returns for that query."""
+        k = check_k(k)
+        queries = check_query_batch(query_vectors, self.model.dim)
+        return self._search(queries, k, check_filter(filter))
+
+    def _search(
+        self, queries: list[FloatArray], k: int, checked: dict[str, Any] | None
+    ) -> list[list[SearchHit]]:
+        state = self._state  # one consistent snapshot for every query
+        if not queries:
             return []
-        scores = segmented_maxsim(query, state.buffer, state.offsets)
-        if self.model.config.normalize_scores:
-            scores /= np.float32(max(1, query.shape[0]))
         slots = np.flatnonzero(state.live)
-        top = _top_k(scores[slots], k)
-        return [
-            SearchHit(
-                id=state.ids[slot],
-                score=float(scores[slot]),
-                text=state.texts[slot],
-                metadata=copy.deepcopy(state.metadatas[slot]),
+        if checked is not None and len(slots):
+            matches = filter_predicate(checked)
+            slots = slots[[matches(state.metadatas[s]) for s in slots]]
+        if len(slots) == 0:
+            return [[] for _ in queries]
+        scores = segmented_maxsim_batch(queries, state.buffer, state.offsets)
+        if self.model.config.normalize_scores:
+            lengths = np.array([max(1, len(q)) for q in queries], dtype=np.float32)
+            scores /= lengths[:, None]
+        results = []
+        for row in scores:
+            top = _top_k(row[slots], k)
+            results.append(
+                [
+                    SearchHit(
+                        id=state.ids[slot],
+                        score=float(row[slot]),
+                        text=state.texts[slot],
+                        metadata=copy.deepcopy(state.metadatas[slot]),
+                    )
+                    for slot in (int(slots[i]) for i in top)
+                ]
             )
-            for slot in (int(slots[i]) for i in top)
-        ]
+        return results
 
     # -- writing ---------------------------------------------------------------------------------
 

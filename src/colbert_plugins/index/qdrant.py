@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,26 +37,28 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
-from .index_base import (
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from ..model import ColBERT, FloatArray
+from ..pooling import Muvera, mean_pool
+from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexMismatchError,
+    MetadataFilter,
     SearchHit,
     UnknownIdError,
+    check_filter,
     check_ids,
     check_json_metadata,
     check_k,
     check_query_vectors,
 )
-from .model import ColBERT, FloatArray
-from .pooling import Muvera, mean_pool
 
 try:
     from qdrant_client import QdrantClient, models
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides qdrant_client
     raise MissingDependencyError(
-        "colbert_plugins.qdrant_index needs qdrant-client; install it with "
+        "colbert_plugins.index.qdrant needs qdrant-client; install it with "
         '`pip install "colbert-plugins[qdrant]"`'
     ) from exc
 
@@ -66,6 +69,7 @@ __all__ = [
     "POINT_ID_NAMESPACE",
     "QdrantIndex",
     "point_id",
+    "qdrant_filter",
 ]
 
 #: Name of the multivector (token vectors, MAX_SIM, no HNSW).
@@ -306,9 +310,17 @@ class QdrantIndex(ColBERTIndex):
                 )
         return documents
 
-    def search_vectors(self, query_vectors: FloatArray, k: int = 10) -> list[SearchHit]:
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
         k = check_k(k)
         query = check_query_vectors(query_vectors, self.model.dim)
+        checked = check_filter(filter)
+        payload_filter = None
+        if checked is not None:
+            if any(isinstance(v, tuple) and not v for v in checked.values()):
+                return []  # membership in an empty collection: nothing matches
+            payload_filter = qdrant_filter(checked)
         prefetch = None
         if self.prefetch_limit is not None:
             prefetch = models.Prefetch(
@@ -322,6 +334,9 @@ class QdrantIndex(ColBERTIndex):
                 prefetch=prefetch,
                 query=query.tolist(),
                 using=COLBERT_VECTOR,
+                # Qdrant propagates the query's filter to its prefetches: the candidates are
+                # taken among matching documents only, so k of them come back when k match.
+                query_filter=payload_filter,
                 limit=k,
                 with_payload=True,
                 with_vectors=False,
@@ -457,6 +472,79 @@ class QdrantIndex(ColBERTIndex):
             yield from records
             if offset is None:
                 return
+
+
+def qdrant_filter(filter: MetadataFilter) -> models.Filter:
+    """A metadata filter (:func:`~colbert_plugins.index.check_filter`) as a Qdrant filter on
+    the payload's ``metadata`` object, with the semantics of
+    :func:`~colbert_plugins.index.matches_filter`.
+
+    Strings and booleans become ``MatchValue`` (several of them ``MatchAny``); numbers become
+    a ``Range`` with equal bounds, so ``1`` matches a stored ``1.0`` as JSON says (Qdrant's
+    exact match keeps integers and floats apart, and never matches floats); ``None`` becomes
+    ``IsNull``. A membership mixing these kinds is a nested ``should``. Fields whose name is
+    not plain ``[A-Za-z0-9_-]`` are quoted in the JSON path (``metadata."a.b"``); a name
+    containing a double quote cannot be expressed and is refused.
+
+    >>> qdrant_filter({"source": "a.pdf"}).must[0].key
+    'metadata.source'
+    """
+    checked = check_filter(filter)
+    if not checked:
+        return models.Filter()
+    must: list[Any] = []
+    for key, wanted in checked.items():
+        path = _payload_path(key)
+        options = wanted if isinstance(wanted, tuple) else (wanted,)
+        conditions = _value_conditions(path, options)
+        must.append(conditions[0] if len(conditions) == 1 else models.Filter(should=conditions))
+    return models.Filter(must=must)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+#: Integers beyond this are matched exactly (``MatchValue``), not through a float ``Range``.
+_FLOAT_EXACT = 2**53
+
+
+def _payload_path(key: str) -> str:
+    if _PLAIN_KEY.fullmatch(key):
+        return f"metadata.{key}"
+    if '"' in key:
+        raise InvalidArgumentError(
+            f"filter key {key!r} contains a double quote, which a Qdrant payload path cannot "
+            "express; rename the metadata field"
+        )
+    return f'metadata."{key}"'
+
+
+def _value_conditions(path: str, options: tuple[Any, ...]) -> list[Any]:
+    """Conditions of which at least one holds exactly when the field equals one of
+    ``options`` (JSON equality)."""
+    keywords: list[Any] = []  # str, bool and huge ints: exact match
+    conditions: list[Any] = []
+    for value in options:
+        if value is None:
+            conditions.append(models.IsNullCondition(is_null=models.PayloadField(key=path)))
+        elif isinstance(value, int | float) and not (
+            isinstance(value, bool) or (isinstance(value, int) and abs(value) > _FLOAT_EXACT)
+        ):
+            conditions.append(
+                models.FieldCondition(key=path, range=models.Range(gte=value, lte=value))
+            )
+        else:
+            keywords.append(value)
+    strings = [v for v in keywords if isinstance(v, str)]
+    others = [v for v in keywords if not isinstance(v, str)]  # bools and huge ints
+    if len(strings) == 1:
+        conditions.append(
+            models.FieldCondition(key=path, match=models.MatchValue(value=strings[0]))
+        )
+    elif strings:
+        conditions.append(models.FieldCondition(key=path, match=models.MatchAny(any=strings)))
+    conditions.extend(
+        models.FieldCondition(key=path, match=models.MatchValue(value=v)) for v in others
+    )
+    return conditions
 
 
 def _is_local(client: QdrantClient) -> bool:

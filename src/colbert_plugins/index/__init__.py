@@ -1,0 +1,49 @@
+"""Document indexes for ColBERT retrieval: token vectors plus text, id and metadata per document.
+
+- :class:`ColBERTIndex` (:mod:`.base`): the interface every backend implements (``add``,
+  ``delete``, ``search``, ``get``, ``ids``, ``len``); the LangChain and LlamaIndex retrievers
+  and the CLI take any of them. Searches take a metadata ``filter`` (:func:`check_filter`).
+- :class:`InMemoryIndex` (:mod:`.memory`): the embedded default, exact MaxSim in process.
+- :class:`~colbert_plugins.index.qdrant.QdrantIndex` (:mod:`.qdrant`, extra ``qdrant``): the
+  same interface on Qdrant. Import it from :mod:`colbert_plugins.index.qdrant`; importing this
+  package never imports ``qdrant_client``.
+
+>>> index = InMemoryIndex(model)  # doctest: +SKIP
+>>> texts = ["Paris is in France.", "Berlin is in Germany."]
+>>> index.add(texts, metadatas=[{"c": "fr"}, {"c": "de"}])  # doctest: +SKIP
+>>> index.search("capital", k=1, filter={"c": "de"})[0].text  # doctest: +SKIP
+'Berlin is in Germany.'
+"""
+
+from __future__ import annotations
+
+from .base import (
+    ColBERTIndex,
+    IndexedDocument,
+    IndexFormatError,
+    IndexMismatchError,
+    MetadataFilter,
+    SearchHit,
+    UnknownIdError,
+    check_filter,
+    filter_predicate,
+    matches_filter,
+)
+from .memory import FORMAT_NAME, FORMAT_VERSION, InMemoryIndex, resolve_index
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ColBERTIndex",
+    "InMemoryIndex",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexedDocument",
+    "MetadataFilter",
+    "SearchHit",
+    "UnknownIdError",
+    "check_filter",
+    "filter_predicate",
+    "matches_filter",
+    "resolve_index",
+]

@@ -1,0 +1,541 @@
+"""The index interface: what every ColBERT index backend implements, and its checks.
+
+- :class:`ColBERTIndex`: ``add``, ``delete``, ``search``, ``get``, ``ids``, ``len``; the
+  LangChain and LlamaIndex retrievers take any implementation of it
+  (:class:`~colbert_plugins.index.InMemoryIndex`,
+  :class:`~colbert_plugins.index.qdrant.QdrantIndex`).
+- :class:`SearchHit`, :class:`IndexedDocument`: what searches and lookups return.
+- Metadata filters (:func:`check_filter`, :func:`matches_filter`): the one filter language
+  every backend implements.
+- The index errors, and the argument checks the backends and retrievers share.
+
+Import these from :mod:`colbert_plugins.index`, which re-exports them. No framework import
+here: only numpy and the core.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..model import ColBERT, FloatArray
+
+__all__ = [
+    "ADD_CHUNK",
+    "ColBERTIndex",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexedDocument",
+    "MetadataFilter",
+    "SearchHit",
+    "UnknownIdError",
+    "check_documents",
+    "check_filter",
+    "check_ids",
+    "check_json_metadata",
+    "check_k",
+    "check_query_batch",
+    "check_query_vectors",
+    "filter_predicate",
+    "matches_filter",
+]
+
+#: A metadata filter as callers write it: ``{field: value}`` (equality) or
+#: ``{field: [value, ...]}`` (membership), all fields ANDed. See :func:`check_filter`.
+MetadataFilter = Mapping[str, Any]
+
+#: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
+ADD_CHUNK = 1024
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class IndexMismatchError(ColBERTError):
+    """The index was built with another model (different vector size or model identity) than
+    the one it is opened with: its vectors are not comparable with this model's queries."""
+
+
+class IndexFormatError(ColBERTError):
+    """A saved index is missing, incomplete, corrupt, or of an unsupported format version."""
+
+
+class UnknownIdError(ColBERTError, LookupError):
+    """Some ids are not in the index. ``missing`` lists them (in the order given)."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = list(missing)
+        shown = ", ".join(repr(i) for i in self.missing[:5])
+        more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+        super().__init__(
+            f"{len(self.missing)} id(s) not in the index: {shown}{more} "
+            "(pass missing_ok=True to ignore unknown ids)"
+        )
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the document's id, its MaxSim score, its text and its metadata.
+
+    ``metadata`` is the caller's own copy: changing it does not change the index.
+    """
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A stored document as :meth:`ColBERTIndex.get` returns it (metadata is a copy)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the interface -----------------------------------------------------------------------------
+
+
+class ColBERTIndex(ABC):
+    """Documents stored as ColBERT token vectors, searched by MaxSim.
+
+    Documents have a string id (given, or a random UUID), a text and a JSON-like metadata
+    dict. Adding a document whose id is already present replaces it. Scores follow the
+    model's ``normalize_scores`` setting, exactly as :meth:`ColBERT.score` does.
+    """
+
+    model: ColBERT
+
+    def add(
+        self,
+        texts: Iterable[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Encode and store documents; return their ids (in input order).
+
+        Args:
+            texts: the documents' texts.
+            ids: one unique string id per text (default: random UUIDs). An id already in the
+                index is replaced (text, vectors and metadata), so adding again is idempotent.
+            metadatas: one mapping (or ``None``) per text, stored as a copy.
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+        """
+        texts, ids_list, metas = check_documents(texts, ids, metadatas)
+        for start in range(0, len(texts), ADD_CHUNK):
+            chunk = slice(start, start + ADD_CHUNK)
+            vectors = self.model.encode_documents(
+                texts[chunk], batch_size=batch_size, show_progress=show_progress
+            )
+            self._upsert(ids_list[chunk], texts[chunk], metas[chunk], vectors)
+        return ids_list
+
+    def search(
+        self, query: str, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``).
+
+        Args:
+            query: the query text.
+            k: how many documents to return at most.
+            filter: only documents whose metadata matches (see :func:`check_filter`):
+                ``{"source": "a.pdf"}`` (equality), ``{"year": [2023, 2024]}`` (membership),
+                several fields must all hold. The filter is applied before the top-``k`` cut:
+                ``k`` documents come back whenever ``k`` matching documents exist.
+        """
+        if not isinstance(query, str):
+            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        k = check_k(k)
+        checked = check_filter(filter)
+        if len(self) == 0:
+            return []
+        return self.search_vectors(self.model.encode_queries([query])[0], k, filter=checked)
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[list[SearchHit]]:
+        """:meth:`search` for several queries: one list of hits per query, in order.
+
+        The queries are encoded together and scored by :meth:`search_vectors_batch`, which
+        backends that can (:class:`~colbert_plugins.index.InMemoryIndex`) answer in one pass
+        over the stored vectors. ``filter`` applies to every query.
+        """
+        texts = _check_queries(queries)
+        k = check_k(k)
+        checked = check_filter(filter)
+        if not texts or len(self) == 0:
+            return [[] for _ in texts]
+        return self.search_vectors_batch(self.model.encode_queries(texts), k, filter=checked)
+
+    def search_vectors_batch(
+        self,
+        query_vectors: Sequence[FloatArray] | FloatArray,
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        """:meth:`search_vectors` for several encoded queries: a list of ``[n_i, dim]`` arrays
+        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query.
+
+        This default runs :meth:`search_vectors` once per query; backends that can score a
+        batch in one pass over their vectors override it.
+        """
+        queries = check_query_batch(query_vectors, self.model.dim)
+        checked = check_filter(filter)
+        k = check_k(k)
+        return [self.search_vectors(query, k, filter=checked) for query in queries]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
+
+    @abstractmethod
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``).
+
+        Implementations validate ``filter`` with :func:`check_filter` and apply it before the
+        top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
+        """
+
+    @abstractmethod
+    def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
+        """Remove documents by id.
+
+        Unknown ids raise :class:`UnknownIdError` and nothing is deleted, unless
+        ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
+        """The stored documents with these ids, in the order given.
+
+        Unknown ids raise :class:`UnknownIdError`, unless ``missing_ok=True``, which skips them.
+        """
+
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """The ids of all stored documents."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of stored documents."""
+
+    @abstractmethod
+    def _upsert(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        vectors: list[FloatArray],
+    ) -> None:
+        """Store encoded documents, replacing those with the same ids."""
+
+
+# -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    """A positive number of results."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {k!r}")
+    if k < 1:
+        raise InvalidArgumentError(f"{name} must be >= 1, got {k}")
+    return int(k)
+
+
+def check_ids(ids: Any) -> list[str]:
+    """A list of string ids (a single string is refused: it is almost always a mistake)."""
+    if isinstance(ids, str | bytes):
+        raise InvalidArgumentTypeError(
+            f"ids must be a list of strings, not a single {type(ids).__name__}; wrap it in a list"
+        )
+    if not isinstance(ids, Iterable):
+        raise InvalidArgumentTypeError(f"ids must be a list of strings, got {type(ids).__name__}")
+    items = list(ids)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidArgumentTypeError(f"ids[{i}] must be a str, got {type(item).__name__}")
+    return items
+
+
+def check_documents(
+    texts: Any, ids: Any, metadatas: Any
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Validate ``add`` arguments: texts, unique non-empty ids (random when None) and
+    metadata copies, all of the same length."""
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise InvalidArgumentTypeError(
+            f"texts must be a list of strings, got {type(texts).__name__}"
+        )
+    text_list = list(texts)
+    for i, text in enumerate(text_list):
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+    if ids is None:
+        id_list = [str(uuid.uuid4()) for _ in text_list]
+    else:
+        id_list = check_ids(ids)
+        if len(id_list) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(id_list)} ids")
+        if any(not i for i in id_list):
+            raise InvalidArgumentError("ids must be non-empty strings")
+        if len(set(id_list)) != len(id_list):
+            dupes = [i for i, n in Counter(id_list).items() if n > 1]
+            raise InvalidArgumentError(f"ids must be unique within one call; repeated: {dupes[:5]}")
+    if metadatas is None:
+        meta_list: list[dict[str, Any]] = [{} for _ in text_list]
+    else:
+        if isinstance(metadatas, Mapping) or not isinstance(metadatas, Iterable):
+            raise InvalidArgumentTypeError(
+                f"metadatas must be a list of dicts (one per text), got {type(metadatas).__name__}"
+            )
+        raw = list(metadatas)
+        if len(raw) != len(text_list):
+            raise InvalidArgumentError(f"got {len(text_list)} texts but {len(raw)} metadatas")
+        meta_list = []
+        for i, meta in enumerate(raw):
+            if meta is None:
+                meta_list.append({})
+            elif isinstance(meta, Mapping):
+                for key in meta:
+                    if not isinstance(key, str):
+                        raise InvalidArgumentTypeError(
+                            f"metadatas[{i}] keys must be str, got {type(key).__name__} {key!r}"
+                        )
+                meta_list.append(copy.deepcopy(dict(meta)))
+            else:
+                raise InvalidArgumentTypeError(
+                    f"metadatas[{i}] must be a dict or None, got {type(meta).__name__}"
+                )
+    return text_list, id_list, meta_list
+
+
+def check_json_metadata(doc_id: str, metadata: dict[str, Any]) -> str:
+    """``metadata`` as JSON, refusing what would not come back equal (tuples, NaN, objects)."""
+    try:
+        encoded = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} is not JSON-serializable: {exc}"
+        ) from exc
+    if json.loads(encoded) != metadata:
+        raise InvalidArgumentTypeError(
+            f"metadata of document {doc_id!r} would change in JSON (tuples become lists, "
+            "non-str keys become str): store JSON types only"
+        )
+    return encoded
+
+
+def check_query_batch(queries: Any, dim: int) -> list[FloatArray]:
+    """Several encoded queries: a ``[batch, n, dim]`` array or a sequence of ``[n_i, dim]``
+    arrays, as a list of float32 ``[n_i, dim]`` arrays."""
+    if isinstance(queries, np.ndarray):
+        if queries.ndim != 3:
+            hint = ""
+            if queries.ndim == 2:
+                hint = " (one query: use search_vectors, or wrap it in a list)"
+            raise InvalidArgumentError(
+                f"a batch of query vectors must be a [batch, n, {dim}] array or a list of "
+                f"[n, {dim}] arrays, got an array of shape {queries.shape}{hint}"
+            )
+        return [check_query_vectors(query, dim) for query in queries]
+    if isinstance(queries, str | bytes | Mapping) or not isinstance(queries, Iterable):
+        raise InvalidArgumentTypeError(
+            f"a batch of query vectors must be a list of [n, {dim}] arrays or a [batch, n, "
+            f"{dim}] array, got {type(queries).__name__}"
+        )
+    return [check_query_vectors(query, dim) for query in queries]
+
+
+def _check_queries(queries: Any) -> list[str]:
+    if isinstance(queries, str | bytes) or not isinstance(queries, Iterable):
+        raise InvalidArgumentTypeError(
+            f"queries must be a list of strings (one query: use search), got "
+            f"{type(queries).__name__}"
+        )
+    texts = list(queries)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"queries[{i}] must be a str, got {type(text).__name__}")
+    return texts
+
+
+def check_query_vectors(query: Any, dim: int) -> FloatArray:
+    array = np.asarray(query, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"query vectors must be a [n, {dim}] array, got shape {array.shape}"
+        )
+    return array
+
+
+# -- metadata filters --------------------------------------------------------------------------
+
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+_MEMBERSHIP_TYPES = (list, tuple, set, frozenset)
+_ACCEPTED = (
+    "a JSON scalar (str, int, float, bool or None) for equality, or a list, tuple or set of "
+    "them for membership"
+)
+
+
+def check_filter(filter: Any) -> dict[str, Any] | None:
+    """Validate a metadata filter; return it normalized (``None`` for no filter).
+
+    A filter is a mapping from metadata field names to conditions, all of which must hold:
+
+    - a scalar (``str``, ``int``, ``float``, ``bool`` or ``None``): the field equals it;
+    - a ``list``, ``tuple``, ``set`` or ``frozenset`` of scalars: the field equals one of them
+      (an empty collection matches no document).
+
+    The normalized form keeps scalars and turns every collection into a tuple (duplicates
+    removed, order kept). Numpy scalars become Python ones. Keys are top-level metadata
+    field names, taken literally (``"a.b"`` is the field named ``a.b``, not a nested path).
+    An empty mapping is no filter at all. See :func:`matches_filter` for how values compare.
+
+    >>> check_filter({"source": "a.pdf", "year": [2023, 2024]})
+    {'source': 'a.pdf', 'year': (2023, 2024)}
+    >>> check_filter({}) is None
+    True
+
+    Raises:
+        InvalidArgumentTypeError: the filter is not a mapping, a key is not a string, or a
+            value is not a JSON scalar or a collection of them (nested dicts and lists are
+            not conditions).
+        InvalidArgumentError: a key is empty, or a value is NaN or infinite.
+    """
+    if filter is None:
+        return None
+    if not isinstance(filter, Mapping):
+        raise InvalidArgumentTypeError(
+            "filter must be a mapping of metadata field -> value (equality) or list of values "
+            f"(membership), e.g. {{'source': 'a.pdf'}}; got {type(filter).__name__}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in filter.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentTypeError(
+                f"filter keys must be metadata field names (str), got {type(key).__name__} {key!r}"
+            )
+        if not key:
+            raise InvalidArgumentError("filter keys must be non-empty metadata field names")
+        if isinstance(value, _MEMBERSHIP_TYPES):
+            members = [_filter_scalar(key, item, membership=True) for item in value]
+            checked[key] = tuple(_dedupe(members))
+        else:
+            checked[key] = _filter_scalar(key, value, membership=False)
+    return checked or None
+
+
+def matches_filter(metadata: Mapping[str, Any], filter: MetadataFilter | None) -> bool:
+    """Whether a document's metadata satisfies a filter (validated by :func:`check_filter`).
+
+    Values compare as JSON values: strings with strings, numbers by value (``1`` matches
+    ``1.0``), booleans only with booleans (``True`` does not match ``1``), ``None`` with
+    ``None`` (a field present and null). A field whose value is a list matches when any of
+    its elements does (so ``{"tag": "a"}`` matches ``{"tag": ["a", "b"]}``), as in Qdrant. A
+    document without the field never matches.
+
+    >>> matches_filter({"year": 2024, "tags": ["a", "b"]}, {"year": (2023, 2024), "tags": "b"})
+    True
+    >>> matches_filter({"flag": 1}, {"flag": True})
+    False
+    >>> matches_filter({}, {"source": None})
+    False
+    """
+    return filter_predicate(filter)(metadata)
+
+
+def filter_predicate(filter: MetadataFilter | None) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`matches_filter` with the filter validated and compiled once: a function of the
+    metadata. Membership tests are set lookups, so a filter listing thousands of values stays
+    cheap per document. ``None`` (or ``{}``) matches everything.
+    """
+    checked = check_filter(filter)
+    if not checked:
+        return _always
+    conditions = [
+        (key, frozenset(_typed_key(w) for w in (v if isinstance(v, tuple) else (v,))))
+        for key, v in checked.items()
+    ]
+
+    def predicate(metadata: Mapping[str, Any]) -> bool:
+        for key, wanted in conditions:
+            if key not in metadata:
+                return False
+            value = metadata[key]
+            values = value if isinstance(value, list | tuple) else (value,)
+            if not any(_typed_key(v) in wanted for v in values):
+                return False
+        return True
+
+    return predicate
+
+
+def _always(metadata: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _filter_scalar(key: str, value: Any, *, membership: bool) -> Any:
+    if isinstance(value, np.generic) and not isinstance(value, np.str_ | np.bytes_):
+        value = value.item()
+    if isinstance(value, _SCALAR_TYPES):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgumentError(
+                f"filter[{key!r}] holds {value!r}: NaN and infinity are not JSON values and "
+                "match nothing"
+            )
+        return str(value) if isinstance(value, str) else value
+    where = f"filter[{key!r}]" + (" contains" if membership else " is")
+    nested = " (nested collections are not conditions)" if membership else ""
+    raise InvalidArgumentTypeError(
+        f"{where} a {type(value).__name__} ({value!r:.60}){nested}; a filter value must be "
+        + _ACCEPTED
+    )
+
+
+def _dedupe(values: list[Any]) -> list[Any]:
+    seen: set[tuple[Any, ...] | None] = set()
+    kept = []
+    for value in values:
+        key = _typed_key(value)
+        if key not in seen:
+            seen.add(key)
+            kept.append(value)
+    return kept
+
+
+def _typed_key(value: Any) -> tuple[Any, ...] | None:
+    """A hashable key under which two values are equal exactly when they are equal JSON
+    values: bools only equal bools, numbers compare by value (``1 == 1.0``), strings with
+    strings, ``None`` with ``None``. Anything else (dicts, nested lists) gets ``None``, which
+    no filter value has."""
+    if isinstance(value, bool | np.bool_):
+        return ("bool", bool(value))
+    if value is None:
+        return ("null",)
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = value.item() if isinstance(value, np.generic) else value
+        return ("number", number)
+    if isinstance(value, str):
+        return ("str", str(value))
+    return None
