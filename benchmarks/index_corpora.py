@@ -84,7 +84,7 @@ def open_model(cache: Path | None, threads: int, document_length: int | None):  
     overrides = {} if document_length is None else {"document_length": document_length}
     return ColBERT.from_pretrained(
         MODEL,
-        threads=threads,
+        threads=threads or None,
         cache=EmbeddingCache(max_bytes=0, path=cache) if cache else True,
         **overrides,
     )
