@@ -113,7 +113,9 @@ def test_full_probe_equals_maxsim_of_decompressed_vectors(
 ) -> None:
     """With every centroid probed and every document a candidate, the ranking is exactly
     MaxSim over the stored (decompressed) vectors."""
-    idx = CompressedIndex(tiny_model, tmp_path / "idx", nprobe=10_000, candidates=10_000)
+    idx = CompressedIndex(
+        tiny_model, tmp_path / "idx", nprobe=10_000, candidates=10_000, rerank=10_000
+    )
     texts = random_texts(60, seed=3)
     idx.add(texts, ids=[f"d{i}" for i in range(60)])
     query = tiny_model.encode_queries(["paris capital of france"])[0]
@@ -162,7 +164,7 @@ def test_bytes_per_token(index: CompressedIndex) -> None:
 
 
 def test_filter_applies_before_the_top_k_cut(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
-    idx = CompressedIndex(tiny_model, tmp_path / "idx", nprobe=1, candidates=2)
+    idx = CompressedIndex(tiny_model, tmp_path / "idx", nprobe=1, candidates=2, rerank=1)
     texts = random_texts(100, seed=5)
     metas = [{"keep": i in (3, 17, 42, 77, 98), "tags": ["x", str(i % 2)]} for i in range(100)]
     idx.add(texts, ids=[f"d{i}" for i in range(100)], metadatas=metas)
@@ -179,7 +181,7 @@ def test_filter_applies_before_the_top_k_cut(tiny_model: ColBERT, tmp_path: path
 def test_filter_equals_filtering_the_full_ranking(
     index: CompressedIndex, tiny_model: ColBERT
 ) -> None:
-    wide = CompressedIndex(tiny_model, index.path, nprobe=10_000, candidates=10_000)
+    wide = CompressedIndex(tiny_model, index.path, nprobe=10_000, candidates=10_000, rerank=10_000)
     ranking = wide.search("london thames river", k=len(wide))
     for flt, keep in (({"g": 1}, {1}), ({"g": [0, 3]}, {0, 3})):
         got = [h.id for h in wide.search("london thames river", k=20, filter=flt)]

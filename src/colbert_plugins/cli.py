@@ -1,4 +1,4 @@
-"""The ``colbert-plugins`` command line: rerank, encode, download, info and bench.
+"""The ``colbert-plugins`` command line: rerank, encode, download, info, bench and index.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     colbert-plugins download answerdotai/answerai-colbert-small-v1
     colbert-plugins info ./my-model --json
     colbert-plugins bench --model ./my-model --docs 200
+    colbert-plugins index add ./my-index corpus.jsonl --model ./my-model  (see cli_index)
 
 Input files hold one document per line: plain text, or JSON Lines with a text field
 (``--field``, default ``text``, falling back to ``page_content`` and ``content``); ``-`` reads
@@ -35,6 +36,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
+from .cli_index import add_index_parser
 from .cli_input import (
     DEFAULT_FIELDS,
     Document,
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_positive, default=5, help="warm rerank repetitions")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(handler=_cmd_bench)
+    add_index_parser(sub, loading, quiet)
     return parser
 
 

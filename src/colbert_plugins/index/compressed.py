@@ -3,9 +3,9 @@
 PLAID-style (the design of colbert-ai's PLAID and of FastPlaid / NextPlaid), written for numpy:
 
 - **Compression** (:mod:`.codec`): every token vector becomes the id of its nearest k-means
-  centroid plus its residual quantized to 2 bits per dimension (128 dims: 32 bytes + 2 bytes
-  of id), instead of 512 bytes of float32. Centroids are trained with faiss on the first
-  documents added and fixed afterwards.
+  centroid plus its residual product-quantized to 2 bits per dimension (128 dims: 32 bytes +
+  2 bytes of id), instead of 512 bytes of float32. Centroids and codebooks are trained with
+  faiss on the first documents added and fixed afterwards.
 - **Candidates**: each query vector probes its ``nprobe`` nearest centroids; the inverted
   list of a centroid names the documents with a token there. A document's approximate score
   sums, over query vectors, the best probed centroid score it has, and the score of the worst
@@ -81,14 +81,16 @@ from .store import (
     write_manifest,
 )
 
-__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_NPROBE", "CompressedIndex"]
+__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_NPROBE", "DEFAULT_RERANK", "CompressedIndex"]
 
 logger = logging.getLogger(__name__)
 
 #: Centroids probed per query vector (see the README's recall/latency curve).
 DEFAULT_NPROBE = 4
-#: Documents decompressed and scored exactly per query.
-DEFAULT_CANDIDATES = 256
+#: Documents scored by their tokens' centroids per query (from the inverted lists).
+DEFAULT_CANDIDATES = 1024
+#: Of those, documents decompressed and scored by MaxSim.
+DEFAULT_RERANK = 256
 #: Documents encoded before the centroids are trained (when the index has none yet).
 TRAIN_DOCUMENTS = 8192
 #: Token vectors sampled for k-means, per centroid.
@@ -119,9 +121,11 @@ class CompressedIndex(ColBERTIndex):
         ncentroids: number of k-means centroids (default: a power of two near
             ``4 * sqrt(tokens)`` of the first documents added, at most 65,536).
         nprobe: centroids probed per query vector (default :data:`DEFAULT_NPROBE`).
-        candidates: documents decompressed and scored per query (default
-            :data:`DEFAULT_CANDIDATES`). More of either: higher recall against exact MaxSim,
-            slower searches; see the README's trade-off curve.
+        candidates: documents taken from the inverted lists and scored by MaxSim over their
+            tokens' centroids (default :data:`DEFAULT_CANDIDATES`).
+        rerank: of those, documents decompressed and scored by MaxSim (default
+            :data:`DEFAULT_RERANK`). More of any of the three: higher recall against exact
+            MaxSim, slower searches; see the README's trade-off curve.
         max_segments: merge segments when an add leaves more than this many.
         check_model_key: set ``False`` to open an index whose recorded model key differs
             (only when the models are known to produce identical vectors); the vector size
@@ -148,6 +152,7 @@ class CompressedIndex(ColBERTIndex):
         ncentroids: int | None = None,
         nprobe: int = DEFAULT_NPROBE,
         candidates: int = DEFAULT_CANDIDATES,
+        rerank: int = DEFAULT_RERANK,
         max_segments: int = 8,
         check_model_key: bool = True,
     ) -> None:
@@ -167,6 +172,7 @@ class CompressedIndex(ColBERTIndex):
         self.path = Path(path)
         self.nprobe = check_k(nprobe, "nprobe")
         self.candidates = check_k(candidates, "candidates")
+        self.rerank = check_k(rerank, "rerank")
         self.max_segments = check_k(max_segments, "max_segments")
         self._nbits = nbits
         self._ncentroids = ncentroids
@@ -272,9 +278,11 @@ class CompressedIndex(ColBERTIndex):
         snap = self._snapshot
         if snap.count == 0 or snap.codec is None:
             return []
-        picked = self._candidates(snap, query, k, checked)
+        centroid_scores = query @ snap.codec.centroids.T  # [q, centroids]
+        picked = self._candidates(snap, centroid_scores, k, checked)
         if not picked:
             return []
+        picked = _prune(snap, centroid_scores, picked, max(k, self.rerank))
         scored = self._rerank(snap, query, picked)
         if self.model.config.normalize_scores:
             scored = [(s / max(1, len(query)), where) for s, where in scored]
@@ -295,25 +303,30 @@ class CompressedIndex(ColBERTIndex):
     def _candidates(
         self,
         snap: _Snapshot,
-        query: FloatArray,
+        centroid_scores: FloatArray,
         k: int,
         checked: dict[str, Any] | None,
     ) -> list[tuple[int, int]]:
         """The documents to rerank, best approximate score first: ``(segment, local)``."""
-        codec = snap.codec
-        assert codec is not None
-        centroid_scores = query @ codec.centroids.T  # [q, centroids]
         ncentroids = centroid_scores.shape[1]
         nprobe = min(self.nprobe, ncentroids)
-        if nprobe < ncentroids:
-            probes = np.argpartition(-centroid_scores, nprobe - 1, axis=1)[:, :nprobe]
+        # The best nprobe centroids are probed; the next one's score estimates what a query
+        # vector gets from a document with no token in a probed centroid (an upper bound).
+        wanted = min(nprobe + 1, ncentroids)
+        if wanted < ncentroids:
+            probes = np.argpartition(-centroid_scores, wanted - 1, axis=1)[:, :wanted]
         else:
-            probes = np.broadcast_to(np.arange(ncentroids), (len(query), ncentroids))
+            probes = np.broadcast_to(np.arange(ncentroids), centroid_scores.shape)
         probe_scores = np.take_along_axis(centroid_scores, probes, axis=1)
         order = np.argsort(probe_scores, axis=1)  # ascending: the best score is written last
         probes = np.take_along_axis(probes, order, axis=1)
         probe_scores = np.take_along_axis(probe_scores, order, axis=1)
-        gains = probe_scores - probe_scores[:, :1]  # over the "missing" estimate
+        if wanted > nprobe:  # drop the estimate's centroid from the probes
+            probes, missing = probes[:, 1:], probe_scores[:, :1]
+            probe_scores = probe_scores[:, 1:]
+        else:
+            missing = probe_scores[:, :1]
+        gains = probe_scores - missing  # over the "missing" estimate
 
         found_seg: list[npt.NDArray[np.int64]] = []
         found_local: list[npt.NDArray[np.int64]] = []
@@ -663,6 +676,36 @@ def _probe_segment(
         seen[docs] = True
     found = np.flatnonzero(seen)
     return found, acc[found]
+
+
+def _prune(
+    snap: _Snapshot, centroid_scores: FloatArray, picked: list[tuple[int, int]], keep: int
+) -> list[tuple[int, int]]:
+    """The ``keep`` best of ``picked`` by MaxSim over their tokens' centroids (PLAID's
+    centroid interaction): a gather of precomputed query-centroid scores per token, much
+    cheaper than decompressing the residuals."""
+    if len(picked) <= keep:
+        return picked
+    by_token = np.ascontiguousarray(centroid_scores.T)  # [centroids, q]
+    scores = np.empty(len(picked), dtype=np.float32)
+    by_segment: dict[int, list[int]] = {}
+    for n, (s, _) in enumerate(picked):
+        by_segment.setdefault(s, []).append(n)
+    for s, positions in by_segment.items():
+        seg = snap.segments[s]
+        locals_ = np.asarray([picked[n][1] for n in positions], dtype=np.int64)
+        starts = seg.doc_offsets[locals_]
+        lengths = seg.doc_offsets[locals_ + 1] - starts
+        sims = by_token[np.asarray(seg.centroid_ids[_ranges(starts, lengths)], dtype=np.intp)]
+        bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        nonempty = lengths > 0
+        doc_scores = np.full(len(locals_), -np.inf, dtype=np.float32)
+        if nonempty.any():
+            maxima = np.maximum.reduceat(sims, bounds[nonempty], axis=0)  # [docs, q]
+            doc_scores[nonempty] = maxima.sum(axis=1)
+        scores[positions] = doc_scores
+    best = np.argsort(-scores, kind="stable")[:keep]
+    return [picked[int(n)] for n in best]
 
 
 def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> npt.NDArray[Any]:

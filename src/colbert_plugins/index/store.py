@@ -7,7 +7,7 @@ A directory holds:
   writes a new manifest to a temporary file, flushes it to disk and renames it over the old
   one (:func:`os.replace`, atomic on POSIX): readers and a reopened index see either the
   previous commit or the new one, never a mix.
-- ``codec-N/``: ``centroids.f32``, ``cutoffs.f32``, ``levels.f32`` (see
+- ``codec-N/``: ``centroids.f32`` and ``codebooks.f32`` (see
   :mod:`~colbert_plugins.index.codec`), written once.
 - ``seg-N/``: one immutable segment. ``centroid_ids`` (one per token), ``codes`` (packed
   residuals, ``[tokens, code_bytes]``), ``doc_offsets.i64`` (document ``i`` owns tokens
@@ -112,8 +112,7 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     name = f"codec-{uuid.uuid4().hex[:12]}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
     _write_array(tmp / "centroids.f32", codec.centroids.astype("<f4"))
-    _write_array(tmp / "cutoffs.f32", codec.cutoffs.astype("<f4"))
-    _write_array(tmp / "levels.f32", codec.levels.astype("<f4"))
+    _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
     fsync_dir(tmp)
     os.replace(tmp, root / name)
     fsync_dir(root)
@@ -123,11 +122,10 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
 def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
     base = root / str(info["name"])
     k, dim, nbits = int(info["ncentroids"]), int(info["dim"]), int(info["nbits"])
-    levels = 1 << nbits
+    per = 8 // nbits
     return ResidualCodec(
         centroids=_read_array(base / "centroids.f32", "<f4", (k, dim)),
-        cutoffs=_read_array(base / "cutoffs.f32", "<f4", (dim, levels - 1)),
-        levels=_read_array(base / "levels.f32", "<f4", (dim, levels)),
+        codebooks=_read_array(base / "codebooks.f32", "<f4", (dim // per, 256, per)),
         nbits=nbits,
     )
 
