@@ -115,12 +115,15 @@ def encode_rate(model_dir: Path, texts: list[str], document_length: int | None) 
     return len(texts) / (time.perf_counter() - start)
 
 
+BUILD: dict[str, Any] = {}
+
+
 def build(path: Path, model: Any, ids: list[str], vectors_chunks: Any, texts: Any) -> float:
     """Add every chunk's vectors in one commit; return seconds."""
     from colbert_plugins.index import CompressedIndex
     from colbert_plugins.index.compressed import _document_line
 
-    index = CompressedIndex(model, path)
+    index = CompressedIndex(model, path, **BUILD)
     lines = [_document_line(i, t, {}) for i, t in zip(ids, texts, strict=True)]
     start = time.perf_counter()
     index._write(ids, lines, [{} for _ in ids], vectors_chunks)
@@ -150,8 +153,8 @@ def _serve(path: str, qfile: str, configs_json: str) -> None:
     with np.load(qfile) as data:
         queries = [data[f"arr_{i}"] for i in range(len(data.files))]
     base = rss_mb("VmRSS")
-    for nprobe, candidates in json.loads(configs_json):
-        index = CompressedIndex(model, path, nprobe=nprobe, candidates=candidates)
+    for nprobe, candidates, rerank in json.loads(configs_json):
+        index = CompressedIndex(model, path, nprobe=nprobe, candidates=candidates, rerank=rerank)
         index.search_vectors(queries[0], k=10)  # warm up
         times, results = [], []
         for q in queries:
@@ -164,6 +167,7 @@ def _serve(path: str, qfile: str, configs_json: str) -> None:
                 {
                     "nprobe": nprobe,
                     "candidates": candidates,
+                    "rerank": rerank,
                     "p50_ms": 1000 * statistics.median(times),
                     "p95_ms": 1000 * percentile(times, 0.95),
                     "rss_mb": rss_mb("VmRSS"),
@@ -178,14 +182,22 @@ def _serve(path: str, qfile: str, configs_json: str) -> None:
 
 def report(label: str, row: dict[str, Any]) -> None:
     print(
-        f"{label:<34} nprobe {row['nprobe']:>2} cand {row['candidates']:>5}  "
+        f"{label:<28} nprobe {row['nprobe']:>2} cand {row['candidates']:>5} "
+        f"rerank {row['rerank']:>5}  "
         f"recall@10 {row['recall']:.3f}  p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
         f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f})",
         flush=True,
     )
 
 
-SWEEP = [(1, 64), (2, 128), (2, 256), (4, 256), (4, 512), (8, 512), (8, 1024), (16, 1024)]
+SWEEP = [
+    (2, 256, 64),
+    (4, 512, 128),
+    (4, 1024, 256),
+    (8, 2048, 512),
+    (8, 4096, 1024),
+    (16, 8192, 2048),
+]
 
 # -- (a), (b) real passages --------------------------------------------------------------------
 
@@ -240,13 +252,14 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
             "vector_bytes_per_token": index.vector_bytes() / tokens,
             "disk_bytes_per_token": index.disk_bytes() / tokens,
             "float32_bytes_per_token": model.dim * 4,
+            "nbits": BUILD.get("nbits", 2),
             "build_s": seconds,
             "encode_docs_per_s": rate,
             "encode_s_projected": len(ids) / rate,
             "overhead": seconds / (len(ids) / rate),
             "queries": len(queries),
         }
-        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates)]
+        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates, args.rerank)]
         rows = serve(path, queries, configs)
     print(
         f"bytes/token {result['vector_bytes_per_token']:.1f} (all files "
@@ -385,7 +398,7 @@ def run_synthetic(args: argparse.Namespace) -> dict[str, Any]:
         }
         if args.encode_rate:
             result["overhead"] = seconds / (args.docs / args.encode_rate)
-        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates)]
+        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates, args.rerank)]
         rows = serve(path, queries, configs)
     print(
         f"bytes/token {result['vector_bytes_per_token']:.1f} (all files "
@@ -492,15 +505,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encode-rate", type=float, default=None, help="docs/s (synthetic)")
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--candidates", type=int, default=None)
+    parser.add_argument("--rerank", type=int, default=None)
+    parser.add_argument("--nbits", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
-    from colbert_plugins.index.compressed import DEFAULT_CANDIDATES, DEFAULT_NPROBE
+    from colbert_plugins.index.compressed import (
+        DEFAULT_CANDIDATES,
+        DEFAULT_NPROBE,
+        DEFAULT_RERANK,
+    )
 
     args.nprobe = args.nprobe or DEFAULT_NPROBE
     args.candidates = args.candidates or DEFAULT_CANDIDATES
+    args.rerank = args.rerank or DEFAULT_RERANK
+    BUILD["nbits"] = args.nbits
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()}", flush=True)
     if args.part == "real":
         if args.cache is None:

@@ -445,3 +445,40 @@ def test_recall_against_exact_on_real_model(real_model: ColBERT, tmp_path: pathl
         recall.append(len(got & {h.id for h in exact.search_vectors(q, k=10)}) / 10)
     assert float(np.mean(recall)) >= 0.9
     assert compressed.vector_bytes() / compressed.tokens <= 40
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def test_cli_index_commands(
+    tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from colbert_plugins.cli import main
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [
+                {"id": "p", "text": "paris is the capital of france", "source": "a"},
+                {"id": "b", "text": "berlin is the capital of germany", "source": "b"},
+                {"id": "l", "text": "london is on the thames", "source": "a"},
+            ]
+        )
+    )
+    idx = str(tmp_path / "idx")
+    model = ["--model", str(tiny_model_dir)]
+    assert main(["index", "add", idx, str(docs), *model, "-q"]) == 0
+    capsys.readouterr()
+    query = ["--query", "capital of france", "--k", "3", "--json"]
+    assert main(["index", "search", idx, *model, *query, "--filter", '{"source": "a"}']) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["id"] for r in rows} == {"p", "l"}
+    assert all(r["metadata"] == {"source": "a"} for r in rows)
+    assert main(["index", "delete", idx, *model, "p", "-q"]) == 0
+    assert main(["index", "compact", idx, *model, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["index", "search", idx, *model, *query]) == 0
+    assert "[p]" not in capsys.readouterr().out
+    assert main(["index", "search", idx, *model, *query, "--filter", "{bad"]) == 2
+    assert main(["index", "delete", idx, *model, "nope"]) == 1
