@@ -68,12 +68,15 @@ def percentile(values: list[float], q: float) -> float:
 def exact_top10(
     queries: list[np.ndarray], vectors: list[np.ndarray], ids: list[str]
 ) -> list[list[str]]:
-    from colbert_plugins.scoring import maxsim_scores
+    """Exact MaxSim top-10 ids of each query: one pass over the stored vectors per 16 queries."""
+    from colbert_plugins.scoring import segmented_maxsim_batch
 
+    flat = np.concatenate(vectors)
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in vectors])]).astype(np.int64)
     out = []
-    for q in queries:
-        scores = maxsim_scores(q, vectors)
-        out.append([ids[i] for i in np.argsort(-scores, kind="stable")[:10]])
+    for start in range(0, len(queries), 16):
+        scores = segmented_maxsim_batch(queries[start : start + 16], flat, offsets)
+        out.extend([ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in scores)
     return out
 
 
@@ -355,7 +358,7 @@ def run_synthetic(args: argparse.Namespace) -> dict[str, Any]:
     ids = [f"s{i}" for i in range(args.docs)]
 
     # Exact top-10 by streaming the chunks (vectors regenerated, never all in memory).
-    from colbert_plugins.scoring import maxsim_scores
+    from colbert_plugins.scoring import segmented_maxsim_batch
 
     best: list[list[tuple[float, str]]] = [[] for _ in queries]
     tokens = 0
@@ -363,8 +366,15 @@ def run_synthetic(args: argparse.Namespace) -> dict[str, Any]:
     for c, size in enumerate(sizes):
         docs = synth.chunk(c, size)
         tokens += sum(len(d) for d in docs)
-        for qi, q in enumerate(queries):
-            scores = maxsim_scores(q, docs)
+        flat = np.concatenate(docs)
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+        all_scores = np.concatenate(
+            [
+                segmented_maxsim_batch(queries[s : s + 16], flat, offsets)
+                for s in range(0, len(queries), 16)
+            ]
+        )
+        for qi, scores in enumerate(all_scores):
             top = np.argsort(-scores)[:10]
             best[qi] = sorted(
                 best[qi] + [(float(scores[i]), ids[c * chunk + int(i)]) for i in top],
