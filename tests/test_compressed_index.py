@@ -486,3 +486,19 @@ def test_cli_index_commands(
     assert "[p]" not in capsys.readouterr().out
     assert main(["index", "search", idx, *model, *query, "--filter", "{bad"]) == 2
     assert main(["index", "delete", idx, *model, "nope"]) == 1
+
+
+def test_writer_killed_during_the_first_add(
+    tiny_model: ColBERT, tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Only the dead writer's files and no manifest: the directory opens as an empty index."""
+    path = tmp_path / "idx"
+    path.mkdir()
+    (path / ".lock").touch()
+    (path / ".tmp-seg-dead").mkdir()
+    (path / "codec-dead").mkdir()
+    index = CompressedIndex(tiny_model, path)
+    assert len(index) == 0
+    index.add(random_texts(30), ids=[f"d{i}" for i in range(30)])
+    assert not (path / ".tmp-seg-dead").exists() and not (path / "codec-dead").exists()
+    assert len(CompressedIndex(tiny_model, path)) == 30

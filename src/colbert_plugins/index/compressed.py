@@ -185,7 +185,9 @@ class CompressedIndex(ColBERTIndex):
             self._nbits = int(manifest["nbits"])
             self._snapshot = self._open_snapshot(manifest)
         else:
-            if self.path.is_dir() and any(self.path.iterdir()):
+            # A writer killed during the first add leaves only its own files: not an error.
+            ours = (".lock", ".tmp-", "seg-", "codec-")
+            if self.path.is_dir() and any(not p.name.startswith(ours) for p in self.path.iterdir()):
                 raise InvalidArgumentError(
                     f"{self.path} is a non-empty directory without an index; give an empty "
                     "or new directory"
