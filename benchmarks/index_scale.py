@@ -144,8 +144,10 @@ def serve(
             [sys.executable, __file__, "_serve", str(path), str(qfile), json.dumps(configs)],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+    if out.returncode:
+        raise SystemExit(f"the search subprocess failed:\n{out.stderr[-3000:]}")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
@@ -157,7 +159,10 @@ def _serve(path: str, qfile: str, configs_json: str) -> None:
         queries = [data[f"arr_{i}"] for i in range(len(data.files))]
     base = rss_mb("VmRSS")
     for nprobe, candidates, rerank in json.loads(configs_json):
-        index = CompressedIndex(model, path, nprobe=nprobe, candidates=candidates, rerank=rerank)
+        # Queries come encoded: the model only supplies the vector size (check_model_key off).
+        index = CompressedIndex(
+            model, path, nprobe=nprobe, candidates=candidates, rerank=rerank, check_model_key=False
+        )
         index.search_vectors(queries[0], k=10)  # warm up
         times, results = [], []
         for q in queries:

@@ -31,6 +31,8 @@ IdArray = npt.NDArray[Any]
 
 #: Rows assigned to centroids per matrix product (bounds the [rows, centroids] score block).
 _ASSIGN_ELEMENTS = 1 << 24
+#: Rows encoded at once.
+_ENCODE_ROWS = 1 << 16
 #: Residuals sampled to train the codebooks.
 _CODEBOOK_SAMPLE = 1 << 16
 
@@ -112,8 +114,15 @@ class ResidualCodec:
     # -- encoding ----------------------------------------------------------------------------------
 
     def encode(self, vectors: FloatArray) -> tuple[IdArray, CodeArray]:
-        """Centroid ids ``[n]`` and residual codes ``[n, code_bytes]``."""
+        """Centroid ids ``[n]`` and residual codes ``[n, code_bytes]`` (in blocks of
+        65,536 rows, so temporaries stay small)."""
         vectors = np.asarray(vectors, dtype=np.float32)
+        if len(vectors) > _ENCODE_ROWS:
+            parts = [
+                self.encode(vectors[i : i + _ENCODE_ROWS])
+                for i in range(0, len(vectors), _ENCODE_ROWS)
+            ]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         ids = assign(self.centroids, vectors)
         residuals = vectors - self.centroids[ids]
         n, per = len(vectors), 8 // self.nbits
