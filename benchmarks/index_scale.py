@@ -7,6 +7,8 @@ Usage:
     python benchmarks/index_scale.py real --corpus beir --cache beir.sqlite --sweep
     # (b) Debian python3-doc passages, as many as the cache holds (never encodes them)
     python benchmarks/index_scale.py real --corpus pydoc --cache pydoc.sqlite --document-length 128
+    # the codec's ceiling: brute force over the decoded vectors of 3,000 passages, nbits 1/2/4
+    python benchmarks/index_scale.py fidelity --cache beir.sqlite --docs 3000 --queries 60
     # (c) synthetic clustered unit vectors with the real corpus' length distribution;
     #     (d) --compare adds the exact index and Qdrant local mode on the same queries
     python benchmarks/index_scale.py synthetic --docs 10000 --compare --lengths beir.sqlite
@@ -297,6 +299,36 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def run_fidelity(args: argparse.Namespace) -> None:
+    """The codec's ceiling: recall@10 of MaxSim over the decoded vectors of every passage
+    (no candidate stage) against exact MaxSim, per nbits."""
+    from colbert_plugins.index.codec import ResidualCodec, default_centroids
+
+    model = open_model(args.cache, 0, args.document_length)
+    items, vectors = cached_vectors(model, passages(args.corpus, args.words))
+    items, vectors = items[: args.docs], vectors[: args.docs]
+    ids = [i for i, _ in items]
+    _, qtexts, _ = beir_queries(args.queries, args.seed)
+    queries = model.encode_queries(qtexts)
+    exact = exact_top10(queries, vectors, ids)
+    flat = np.concatenate(vectors)
+    k = default_centroids(len(flat))
+    rng = np.random.default_rng(args.seed)
+    sample = flat[rng.choice(len(flat), min(len(flat), 64 * k), replace=False)]
+    for nbits in (1, 2, 4):
+        codec = ResidualCodec.train(sample, k, nbits)
+        decoded = codec.decode(*codec.encode(flat))
+        docs = np.split(decoded, np.cumsum([len(v) for v in vectors])[:-1])
+        cosine = float((decoded * flat).sum(axis=1).mean())
+        print(
+            f"{args.corpus} {len(ids)} passages, {k} centroids, nbits {nbits} "
+            f"({codec.code_bytes + codec.id_dtype.itemsize} bytes/token): decoded cosine "
+            f"{cosine:.4f}, recall@10 of brute force over decoded vectors "
+            f"{recall(exact_top10(queries, docs, ids), exact):.3f}",
+            flush=True,
+        )
+
+
 # -- (c), (d) synthetic ------------------------------------------------------------------------
 
 
@@ -507,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         _serve(*argv[1:4])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["real", "synthetic"])
+    parser.add_argument("part", choices=["real", "synthetic", "fidelity"])
     parser.add_argument("--corpus", default="beir", choices=["beir", "pydoc"])
     parser.add_argument("--cache", type=Path, help="EmbeddingCache file (index_corpora.py)")
     parser.add_argument("--document-length", type=int, default=None)
@@ -538,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     args.rerank = args.rerank or DEFAULT_RERANK
     BUILD["nbits"] = args.nbits
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()}", flush=True)
-    if args.part == "real":
+    if args.part == "fidelity":
+        run_fidelity(args)
+    elif args.part == "real":
         if args.cache is None:
             parser.error("real needs --cache (made by benchmarks/index_corpora.py encode)")
         run_real(args)
