@@ -502,3 +502,22 @@ def test_writer_killed_during_the_first_add(
     index.add(random_texts(30), ids=[f"d{i}" for i in range(30)])
     assert not (path / ".tmp-seg-dead").exists() and not (path / "codec-dead").exists()
     assert len(CompressedIndex(tiny_model, path)) == 30
+
+
+def test_pruning_keeps_the_best_by_centroid_maxsim(index: CompressedIndex) -> None:
+    """candidates > rerank: the reranked documents are the best by MaxSim over their tokens'
+    centroids (computed here independently), then ordered by decompressed MaxSim."""
+    pruned = CompressedIndex(index.model, index.path, nprobe=10_000, candidates=10_000, rerank=8)
+    query = index.model.encode_queries(["paris capital of france"])[0]
+    snap = index._snapshot
+    assert snap.codec is not None and len(snap.segments) == 1
+    seg = snap.segments[0]
+    centroid_maxsim = {}
+    for local, doc_id in enumerate(seg.ids):
+        rows = slice(int(seg.doc_offsets[local]), int(seg.doc_offsets[local + 1]))
+        approx = snap.codec.centroids[np.asarray(seg.centroid_ids[rows], dtype=np.intp)]
+        centroid_maxsim[doc_id] = float((query @ approx.T).max(axis=1).sum())
+    best = sorted(centroid_maxsim, key=lambda d: -centroid_maxsim[d])[:8]
+    hits = pruned.search_vectors(query, k=8)
+    assert {h.id for h in hits} == set(best)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
