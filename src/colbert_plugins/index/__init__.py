@@ -1,9 +1,11 @@
 """Document indexes for ColBERT retrieval: token vectors plus text, id and metadata per document.
 
 - :class:`ColBERTIndex` (:mod:`.base`): the interface every backend implements (``add``,
-  ``delete``, ``search``, ``get``, ``ids``, ``len``); the LangChain and LlamaIndex retrievers
-  and the CLI take any of them. Searches take a metadata ``filter`` (:func:`check_filter`).
-- :class:`InMemoryIndex` (:mod:`.memory`): the embedded default, exact MaxSim in process.
+  ``delete``, ``search``, ``search_batch``, ``get``, ``ids``, ``len``); the LangChain and
+  LlamaIndex retrievers and the CLI take any of them. Searches take a metadata ``filter``
+  (:func:`check_filter`).
+- :class:`InMemoryIndex` (:mod:`.memory`): the embedded default, exact MaxSim in process
+  (a batch of queries in one pass over the vectors).
 - :class:`CompressedIndex` (:mod:`.compressed`, extra ``index`` to build one): compressed,
   memory-mapped token vectors on disk, candidates from inverted lists, for ~1M passages.
 - :class:`~colbert_plugins.index.qdrant.QdrantIndex` (:mod:`.qdrant`, extra ``qdrant``): the

@@ -1,7 +1,7 @@
 """The index interface: what every ColBERT index backend implements, and its checks.
 
-- :class:`ColBERTIndex`: ``add``, ``delete``, ``search``, ``get``, ``ids``, ``len``; the
-  LangChain and LlamaIndex retrievers take any implementation of it
+- :class:`ColBERTIndex`: ``add``, ``delete``, ``search`` (and ``search_batch``), ``get``,
+  ``ids``, ``len``; the LangChain and LlamaIndex retrievers take any implementation of it
   (:class:`~colbert_plugins.index.InMemoryIndex`,
   :class:`~colbert_plugins.index.qdrant.QdrantIndex`).
 - :class:`SearchHit`, :class:`IndexedDocument`: what searches and lookups return.
