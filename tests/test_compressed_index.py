@@ -521,3 +521,17 @@ def test_pruning_keeps_the_best_by_centroid_maxsim(index: CompressedIndex) -> No
     hits = pruned.search_vectors(query, k=8)
     assert {h.id for h in hits} == set(best)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_reader_survives_a_compaction_that_removes_its_files(index: CompressedIndex) -> None:
+    """A reader opened before a writer's compaction keeps searching its snapshot (mapped
+    files) after the writer has removed the superseded segment directories."""
+    reader = CompressedIndex(index.model, index.path)
+    old_segments = {seg.name for seg in reader._snapshot.segments}
+    index.delete(["d1"])
+    index.compact()
+    assert not any((index.path / name).exists() for name in old_segments)
+    hits = reader.search("paris capital", k=5, filter={"g": [0, 1, 2, 3]})
+    assert len(hits) == 5 and all(h.text for h in hits)
+    assert reader.get(["d1"])[0].metadata == {"g": 1}
+    assert "d1" not in CompressedIndex(index.model, index.path)

@@ -182,9 +182,7 @@ class Segment:
     def document_line(self, local: int) -> dict[str, Any]:
         """The stored ``{"id", "text", "metadata"}`` record of document ``local``."""
         start, stop = int(self.doc_starts[local]), int(self.doc_starts[local + 1])
-        with (self.root / self.name / "documents.jsonl").open("rb") as fh:
-            fh.seek(start)
-            raw = fh.read(stop - start)
+        raw = self._bytes("documents.jsonl")[start:stop].tobytes()
         try:
             record = json.loads(raw)
         except ValueError as exc:
@@ -194,20 +192,22 @@ class Segment:
         return record
 
     def raw_lines(self, locals_: npt.NDArray[Any]) -> list[bytes]:
-        out = []
-        with (self.root / self.name / "documents.jsonl").open("rb") as fh:
-            for local in locals_:
-                start, stop = int(self.doc_starts[local]), int(self.doc_starts[local + 1])
-                fh.seek(start)
-                out.append(fh.read(stop - start))
-        return out
+        data = self._bytes("documents.jsonl")
+        return [
+            data[int(self.doc_starts[i]) : int(self.doc_starts[i + 1])].tobytes() for i in locals_
+        ]
+
+    def _bytes(self, name: str) -> npt.NDArray[np.uint8]:
+        """A text file of the segment, mapped when the segment is opened: a search on an older
+        snapshot still reads it after a later commit has removed the file."""
+        return cast(npt.NDArray[np.uint8], self._cache[name])
 
     def metadatas(self) -> list[dict[str, Any]]:
         """Every document's metadata (read once, on the first filtered search)."""
         cached = self._cache.get("metadata")
         if cached is None:
-            with (self.root / self.name / "metadata.jsonl").open(encoding="utf-8") as fh:
-                cached = [json.loads(line) for line in fh]
+            text = self._bytes("metadata.jsonl").tobytes().decode("utf-8")
+            cached = [json.loads(line) for line in text.splitlines()]
             if len(cached) != self.count:
                 raise IndexFormatError(f"segment {self.name}: metadata.jsonl has wrong length")
             self._cache["metadata"] = cached
@@ -232,7 +232,15 @@ class Segment:
         live = np.ones(count, dtype=bool)
         if deleted:
             live = ~_read_array(base / str(deleted), np.bool_, (count,))
+        mapped = {
+            key: _map(base / key, np.uint8, ((base / key).stat().st_size,))
+            for key in ("documents.jsonl", "metadata.jsonl")
+            if (base / key).is_file()
+        }
+        if len(mapped) != 2:
+            raise IndexFormatError(f"segment {name} lacks documents.jsonl or metadata.jsonl")
         return cls(
+            _cache=mapped,
             root=root,
             name=name,
             ids=tuple(ids),
