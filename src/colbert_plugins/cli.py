@@ -1,4 +1,5 @@
-"""The ``colbert-plugins`` command line: rerank, encode, download, info, bench and export.
+"""The ``colbert-plugins`` command line: rerank, encode, download, info, bench, serve, export
+and index.
 
 Examples::
 
@@ -10,6 +11,7 @@ Examples::
     colbert-plugins bench --model ./my-model --docs 200
     colbert-plugins serve --model ./my-model --port 8000 --api-key "$KEY"
     colbert-plugins export ./my-pylate-model ./my-model-onnx --int8   # the export extra
+    colbert-plugins index add ./my-index corpus.jsonl --model ./my-model  (see cli_index)
 
 Input files hold one document per line: plain text, or JSON Lines with a text field
 (``--field``, default ``text``, falling back to ``page_content`` and ``content``); ``-`` reads
@@ -37,6 +39,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
+from .cli_index import add_index_parser
 from .cli_input import (
     DEFAULT_FIELDS,
     Document,
@@ -249,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also write model_int8.onnx")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(handler=_cmd_export)
+
+    add_index_parser(sub, loading, quiet)
     return parser
 
 

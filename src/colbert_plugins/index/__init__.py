@@ -2,10 +2,12 @@
 
 - :class:`ColBERTIndex` (:mod:`.base`): the interface every backend implements (``add``,
   ``delete``, ``search``, ``search_batch``, ``get``, ``ids``, ``len``); the LangChain and
-  LlamaIndex retrievers take any of them. Searches take a metadata ``filter``
+  LlamaIndex retrievers and the CLI take any of them. Searches take a metadata ``filter``
   (:func:`check_filter`).
 - :class:`InMemoryIndex` (:mod:`.memory`): the embedded default, exact MaxSim in process
   (a batch of queries in one pass over the vectors).
+- :class:`CompressedIndex` (:mod:`.compressed`, extra ``index`` to build one): compressed,
+  memory-mapped token vectors on disk, candidates from inverted lists, for ~1M passages.
 - :class:`~colbert_plugins.index.qdrant.QdrantIndex` (:mod:`.qdrant`, extra ``qdrant``): the
   same interface on Qdrant. Import it from :mod:`colbert_plugins.index.qdrant`; importing this
   package never imports ``qdrant_client``.
@@ -31,12 +33,14 @@ from .base import (
     filter_predicate,
     matches_filter,
 )
+from .compressed import CompressedIndex
 from .memory import FORMAT_NAME, FORMAT_VERSION, InMemoryIndex, resolve_index
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ColBERTIndex",
+    "CompressedIndex",
     "InMemoryIndex",
     "IndexFormatError",
     "IndexMismatchError",

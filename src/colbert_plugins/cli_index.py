@@ -1,0 +1,148 @@
+"""``colbert-plugins index``: build and query a :class:`~colbert_plugins.index.CompressedIndex`.
+
+Examples::
+
+    colbert-plugins index add ./my-index corpus.jsonl --model ./my-model
+    colbert-plugins index search ./my-index --model ./my-model --query "wing flutter" \\
+        --k 5 --filter '{"source": "a.pdf"}'
+    colbert-plugins index delete ./my-index --model ./my-model doc-17 doc-18
+    colbert-plugins index compact ./my-index --model ./my-model
+
+JSON Lines input keeps every field other than the text and the id as the document's metadata;
+documents without an id get their line number within the file (``FILE:N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cli_input import InputError, UsageError, display_name
+
+__all__ = ["add_index_parser"]
+
+_ID_FIELDS = ("_id", "id", "doc_id")
+_TEXT_FIELDS = ("text", "page_content", "content")
+
+
+def add_index_parser(
+    sub: Any, loading: argparse.ArgumentParser, quiet: argparse.ArgumentParser
+) -> None:
+    """Register ``index add|search|delete|compact`` on the main parser's subcommands."""
+    parser = sub.add_parser(
+        "index",
+        help="a compressed on-disk index: add, search, delete, compact",
+        description="Build and query a compressed, memory-mapped ColBERT index in a directory.",
+    )
+    commands = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("path", metavar="DIR", help="the index directory")
+    common.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+
+    p = commands.add_parser(
+        "add", parents=[common, loading, quiet], help="encode and add the documents of FILE"
+    )
+    p.add_argument("file", metavar="FILE", help="text lines or JSON Lines; - for stdin")
+    p.add_argument("--field", help="JSON Lines text field (default: text, page_content, content)")
+    p.add_argument("--batch-size", type=int, default=32, help="documents per encoder call")
+    p.set_defaults(handler=_cmd_add)
+
+    p = commands.add_parser("search", parents=[common, loading, quiet], help="search the index")
+    p.add_argument("--query", required=True, help="the query text")
+    p.add_argument("--k", type=int, default=10, help="number of results")
+    p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"source": "a.pdf"}\'')
+    p.add_argument("--json", action="store_true", help="JSON Lines output")
+    p.set_defaults(handler=_cmd_search)
+
+    p = commands.add_parser("delete", parents=[common, loading, quiet], help="delete by id")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--missing-ok", action="store_true", help="ignore unknown ids")
+    p.set_defaults(handler=_cmd_delete)
+
+    p = commands.add_parser(
+        "compact", parents=[common, loading, quiet], help="merge segments, drop deleted documents"
+    )
+    p.set_defaults(handler=_cmd_compact)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .cli import _load_model
+    from .index import CompressedIndex
+
+    return CompressedIndex(_load_model(args, cache=False), args.path)
+
+
+def _read(path: str, field: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    lines = [(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+    name = display_name(path)
+    texts: list[str] = []
+    ids: list[str] = []
+    metas: list[dict[str, Any]] = []
+    jsonl = bool(lines) and lines[0][1].lstrip().startswith("{")
+    for number, line in lines:
+        if not jsonl:
+            texts.append(line.strip())
+            ids.append(f"{name}:{number}")
+            metas.append({})
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}:{number}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise InputError(f"{name}:{number}: expected a JSON object")
+        text_field = field or next((f for f in _TEXT_FIELDS if f in record), None)
+        if text_field is None or not isinstance(record.get(text_field), str):
+            raise InputError(f"{name}:{number}: no text field; choose it with --field")
+        id_field = next((f for f in _ID_FIELDS if f in record), None)
+        texts.append(record[text_field])
+        ids.append(str(record[id_field]) if id_field else f"{name}:{number}")
+        metas.append({k: v for k, v in record.items() if k not in (text_field, id_field)})
+    return texts, ids, metas
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    texts, ids, metas = _read(args.file, args.field)
+    index = _open(args)
+    index.add(texts, ids=ids, metadatas=metas, batch_size=args.batch_size)
+    if not args.quiet:
+        print(f"added {len(ids)} documents; {len(index)} in {args.path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    flt = None
+    if args.filter:
+        try:
+            flt = json.loads(args.filter)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--filter is not JSON: {exc.msg}") from exc
+    hits = _open(args).search(args.query, k=args.k, filter=flt)
+    for rank, hit in enumerate(hits, 1):
+        if args.json:
+            record = {"rank": rank, "id": hit.id, "score": hit.score, "text": hit.text}
+            print(json.dumps(record | {"metadata": hit.metadata}, ensure_ascii=False))
+        else:
+            preview = " ".join(hit.text.split())[:100]
+            print(f"{rank:>4}  {hit.score:10.4f}  [{hit.id}] {preview}")
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    index = _open(args)
+    index.delete(args.ids, missing_ok=args.missing_ok)
+    if not args.quiet:
+        print(f"{len(index)} documents left in {args.path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    index = _open(args)
+    index.compact()
+    if not args.quiet:
+        print(f"compacted: {len(index)} documents in {args.path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,436 @@
+"""On-disk layout of a :class:`~colbert_plugins.index.CompressedIndex`: segments and manifest.
+
+A directory holds:
+
+- ``manifest.json``: the commit point. Format name and version, model identity, the codec's
+  directory, and the list of live segments with each one's current deletion file. A commit
+  writes a new manifest to a temporary file, flushes it to disk and renames it over the old
+  one (:func:`os.replace`, atomic on POSIX): readers and a reopened index see either the
+  previous commit or the new one, never a mix.
+- ``codec-N/``: ``centroids.f32`` and ``codebooks.f32`` (see
+  :mod:`~colbert_plugins.index.codec`), written once.
+- ``seg-N/``: one immutable segment. ``centroid_ids`` (one per token), ``codes`` (packed
+  residuals, ``[tokens, code_bytes]``), ``doc_offsets.i64`` (document ``i`` owns tokens
+  ``doc_offsets[i]:doc_offsets[i+1]``), the inverted lists ``ivf_offsets.i64`` /
+  ``ivf_pids.i32`` (centroid ``c`` -> the documents with a token in it, each once),
+  ``ids.json``, ``documents.jsonl`` (``{"id", "text", "metadata"}`` per line) with the byte
+  offset of each line in ``doc_starts.i64``, and ``metadata.jsonl`` (one object per line, read
+  for filters). Raw little-endian arrays, memory-mapped with the shapes in the manifest.
+- ``seg-N/deleted-G.bool``: which documents of the segment are deleted as of commit ``G``.
+  A delete writes a new file and commits a manifest naming it; the old file stays until the
+  commit is durable.
+
+Files are only ever created (in a temporary directory, flushed, renamed into place) before the
+manifest that names them is committed; files no manifest names (left by a killed writer, or
+replaced by a later commit) are removed by the next writer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from .base import IndexFormatError
+from .codec import ResidualCodec
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Segment",
+    "SegmentWriter",
+    "fsync_dir",
+    "load_codec",
+    "read_manifest",
+    "save_codec",
+    "write_deleted",
+    "write_manifest",
+]
+
+#: ``format`` field of a compressed index's manifest.
+FORMAT_NAME = "colbert-plugins-compressed-index"
+#: Version of the on-disk layout; other versions are refused with :class:`IndexFormatError`.
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def fsync_dir(path: Path) -> None:
+    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
+    with path.open("wb") as fh:
+        fh.write(np.ascontiguousarray(array).tobytes())
+        _fsync(fh)
+
+
+def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    """A read-only memory map of a raw array (an in-memory empty array for no rows)."""
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+    if size != expected:
+        raise IndexFormatError(f"{path} holds {size} bytes, expected {expected} for {shape}")
+    if expected == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def _read_array(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    return np.array(_map(path, dtype, shape))
+
+
+# -- codec -------------------------------------------------------------------------------------
+
+
+def save_codec(root: Path, codec: ResidualCodec) -> str:
+    """Write the codec to a new ``codec-*`` directory under ``root``; return its name."""
+    name = f"codec-{uuid.uuid4().hex[:12]}"
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
+    _write_array(tmp / "centroids.f32", codec.centroids.astype("<f4"))
+    _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
+    fsync_dir(tmp)
+    os.replace(tmp, root / name)
+    fsync_dir(root)
+    return name
+
+
+def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
+    base = root / str(info["name"])
+    k, dim, nbits = int(info["ncentroids"]), int(info["dim"]), int(info["nbits"])
+    per = 8 // nbits
+    return ResidualCodec(
+        centroids=_read_array(base / "centroids.f32", "<f4", (k, dim)),
+        codebooks=_read_array(base / "codebooks.f32", "<f4", (dim // per, 256, per)),
+        nbits=nbits,
+    )
+
+
+# -- segments ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One immutable, memory-mapped segment plus its deletion mask (a snapshot's view)."""
+
+    root: Path
+    name: str
+    ids: tuple[str, ...]
+    doc_offsets: Int64Array
+    centroid_ids: npt.NDArray[Any]
+    codes: npt.NDArray[np.uint8]
+    ivf_offsets: Int64Array
+    ivf_pids: npt.NDArray[np.int32]
+    doc_starts: Int64Array
+    live: BoolArray
+    deleted_file: str | None
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.doc_offsets[-1])
+
+    @property
+    def live_tokens(self) -> int:
+        lengths = np.diff(self.doc_offsets)
+        return int(lengths[self.live].sum())
+
+    def with_live(self, live: BoolArray, deleted_file: str | None) -> Segment:
+        return Segment(
+            self.root,
+            self.name,
+            self.ids,
+            self.doc_offsets,
+            self.centroid_ids,
+            self.codes,
+            self.ivf_offsets,
+            self.ivf_pids,
+            self.doc_starts,
+            live,
+            deleted_file,
+            self._cache,  # metadata cache: the documents did not change
+        )
+
+    def document_line(self, local: int) -> dict[str, Any]:
+        """The stored ``{"id", "text", "metadata"}`` record of document ``local``."""
+        start, stop = int(self.doc_starts[local]), int(self.doc_starts[local + 1])
+        raw = self._bytes("documents.jsonl")[start:stop].tobytes()
+        try:
+            record = json.loads(raw)
+        except ValueError as exc:
+            raise IndexFormatError(f"segment {self.name} has a corrupt document line") from exc
+        if not isinstance(record, dict):
+            raise IndexFormatError(f"segment {self.name} has a corrupt document line")
+        return record
+
+    def raw_lines(self, locals_: npt.NDArray[Any]) -> list[bytes]:
+        data = self._bytes("documents.jsonl")
+        return [
+            data[int(self.doc_starts[i]) : int(self.doc_starts[i + 1])].tobytes() for i in locals_
+        ]
+
+    def _bytes(self, name: str) -> npt.NDArray[np.uint8]:
+        """A text file of the segment, mapped when the segment is opened: a search on an older
+        snapshot still reads it after a later commit has removed the file."""
+        return cast(npt.NDArray[np.uint8], self._cache[name])
+
+    def metadatas(self) -> list[dict[str, Any]]:
+        """Every document's metadata (read once, on the first filtered search)."""
+        cached = self._cache.get("metadata")
+        if cached is None:
+            text = self._bytes("metadata.jsonl").tobytes().decode("utf-8")
+            cached = [json.loads(line) for line in text.splitlines()]
+            if len(cached) != self.count:
+                raise IndexFormatError(f"segment {self.name}: metadata.jsonl has wrong length")
+            self._cache["metadata"] = cached
+        return cast(list[dict[str, Any]], cached)
+
+    @classmethod
+    def open(cls, root: Path, info: dict[str, Any], codec: ResidualCodec) -> Segment:
+        name = str(info["name"])
+        base = root / name
+        count, tokens, postings = int(info["count"]), int(info["tokens"]), int(info["postings"])
+        try:
+            with (base / "ids.json").open(encoding="utf-8") as fh:
+                ids = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"cannot read the ids of segment {name}: {exc}") from exc
+        if not isinstance(ids, list) or len(ids) != count:
+            raise IndexFormatError(f"segment {name} lists {len(ids)} ids, expected {count}")
+        doc_offsets = _read_array(base / "doc_offsets.i64", "<i8", (count + 1,))
+        if doc_offsets[0] != 0 or doc_offsets[-1] != tokens or np.any(np.diff(doc_offsets) < 0):
+            raise IndexFormatError(f"segment {name}: document offsets are corrupt")
+        deleted = info.get("deleted")
+        live = np.ones(count, dtype=bool)
+        if deleted:
+            live = ~_read_array(base / str(deleted), np.bool_, (count,))
+        mapped = {
+            key: _map(base / key, np.uint8, ((base / key).stat().st_size,))
+            for key in ("documents.jsonl", "metadata.jsonl")
+            if (base / key).is_file()
+        }
+        if len(mapped) != 2:
+            raise IndexFormatError(f"segment {name} lacks documents.jsonl or metadata.jsonl")
+        return cls(
+            _cache=mapped,
+            root=root,
+            name=name,
+            ids=tuple(ids),
+            doc_offsets=doc_offsets,
+            centroid_ids=_map(base / "centroid_ids", codec.id_dtype.newbyteorder("<"), (tokens,)),
+            codes=_map(base / "codes", np.uint8, (tokens, codec.code_bytes)),
+            ivf_offsets=_read_array(base / "ivf_offsets.i64", "<i8", (len(codec.centroids) + 1,)),
+            ivf_pids=_map(base / "ivf_pids.i32", "<i4", (postings,)),
+            doc_starts=_read_array(base / "doc_starts.i64", "<i8", (count + 1,)),
+            live=live,
+            deleted_file=str(deleted) if deleted else None,
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "tokens": self.tokens,
+            "postings": len(self.ivf_pids),
+            "deleted": self.deleted_file,
+        }
+
+
+def write_deleted(root: Path, segment: Segment, live: BoolArray) -> str:
+    """Write a new deletion file for ``segment``; return its name (not yet committed)."""
+    name = f"deleted-{uuid.uuid4().hex[:12]}.bool"
+    path = root / segment.name / name
+    tmp = path.with_name(f".tmp-{name}")
+    _write_array(tmp, (~live).astype(np.bool_))
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return name
+
+
+class SegmentWriter:
+    """Streams documents into a new segment directory; :meth:`finish` makes it durable.
+
+    Documents arrive in chunks (already compressed: centroid ids, codes, per-document token
+    counts, and their JSON lines); arrays go straight to files so that a large add never
+    holds more than one chunk. Nothing is visible until the manifest names the segment.
+    """
+
+    def __init__(self, root: Path, codec: ResidualCodec) -> None:
+        self.root = root
+        self.codec = codec
+        self.name = f"seg-{uuid.uuid4().hex[:12]}"
+        self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
+        self._files: dict[str, BinaryIO] = {
+            key: (self.tmp / key).open("wb")
+            for key in ("centroid_ids", "codes", "documents.jsonl", "metadata.jsonl")
+        }
+        self.ids: list[str] = []
+        self._lengths: list[npt.NDArray[np.int64]] = []
+        self._starts: list[int] = [0]
+        self._pairs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
+        self.tokens = 0
+
+    def append(
+        self,
+        ids: list[str],
+        lines: list[bytes],
+        metadata_lines: list[bytes],
+        centroid_ids: npt.NDArray[Any],
+        codes: npt.NDArray[np.uint8],
+        lengths: npt.NDArray[np.int64],
+    ) -> None:
+        first = len(self.ids)
+        self._files["centroid_ids"].write(
+            np.ascontiguousarray(
+                centroid_ids, dtype=self.codec.id_dtype.newbyteorder("<")
+            ).tobytes()
+        )
+        self._files["codes"].write(np.ascontiguousarray(codes, dtype=np.uint8).tobytes())
+        documents = self._files["documents.jsonl"]
+        for line in lines:
+            documents.write(line)
+            documents.write(b"\n")
+            self._starts.append(self._starts[-1] + len(line) + 1)
+        meta = self._files["metadata.jsonl"]
+        for line in metadata_lines:
+            meta.write(line)
+            meta.write(b"\n")
+        # Inverted-list postings of this chunk: each (centroid, document) pair once.
+        pid = np.repeat(np.arange(first, first + len(ids), dtype=np.int64), lengths)
+        key = np.unique(centroid_ids.astype(np.int64) * (1 << 31) + pid)
+        self._pairs.append((key >> 31, (key & ((1 << 31) - 1)).astype(np.int32)))
+        self.ids.extend(ids)
+        self._lengths.append(np.asarray(lengths, dtype=np.int64))
+        self.tokens += int(np.sum(lengths))
+
+    def finish(self) -> dict[str, Any]:
+        """Write the remaining files, flush everything, rename into place; return its info."""
+        for fh in self._files.values():
+            _fsync(fh)
+            fh.close()
+        count = len(self.ids)
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        doc_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype("<i8")
+        if self._pairs:
+            cids = np.concatenate([c for c, _ in self._pairs])
+            pids = np.concatenate([p for _, p in self._pairs])
+            order = np.argsort(cids, kind="stable")
+            cids, pids = cids[order], pids[order]
+        else:
+            cids, pids = np.zeros(0, np.int64), np.zeros(0, np.int32)
+        ivf_offsets = np.searchsorted(cids, np.arange(len(self.codec.centroids) + 1))
+        _write_array(self.tmp / "doc_offsets.i64", doc_offsets)
+        _write_array(self.tmp / "ivf_offsets.i64", ivf_offsets.astype("<i8"))
+        _write_array(self.tmp / "ivf_pids.i32", pids.astype("<i4"))
+        _write_array(self.tmp / "doc_starts.i64", np.asarray(self._starts, dtype="<i8"))
+        with (self.tmp / "ids.json").open("w", encoding="utf-8") as ids_file:
+            json.dump(self.ids, ids_file, ensure_ascii=False)
+            _fsync(ids_file)
+        fsync_dir(self.tmp)
+        os.replace(self.tmp, self.root / self.name)
+        fsync_dir(self.root)
+        return {
+            "name": self.name,
+            "count": count,
+            "tokens": int(doc_offsets[-1]),
+            "postings": len(pids),
+            "deleted": None,
+        }
+
+    def abort(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- manifest ----------------------------------------------------------------------------------
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """The commit: write ``manifest`` to a temporary file, flush it, rename it into place."""
+    tmp = root / f".tmp-manifest-{uuid.uuid4().hex[:8]}.json"
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1)
+        fh.write("\n")
+        _fsync(fh)
+    os.replace(tmp, root / MANIFEST)
+    fsync_dir(root)
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise IndexFormatError(f"{root} is not a compressed index (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        other = manifest.get("format") if isinstance(manifest, dict) else None
+        hint = " (an InMemoryIndex: open it with InMemoryIndex.load)" if other else ""
+        raise IndexFormatError(f"{path} is not a compressed colbert-plugins index{hint}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{root} has compressed index format version {version!r}; this version of "
+            f"colbert-plugins reads version {FORMAT_VERSION} (use the colbert-plugins version "
+            "that wrote it, or rebuild the index)"
+        )
+    for key, kind in (("dim", int), ("nbits", int), ("model_key", str), ("segments", list)):
+        if not isinstance(manifest.get(key), kind):
+            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+    return manifest
+
+
+def remove_unreferenced(root: Path, manifest: dict[str, Any]) -> None:
+    """Delete files and directories that the committed manifest does not name (left by a
+    killed writer, or superseded by a later commit)."""
+    keep = {MANIFEST, ".lock"}
+    codec = manifest.get("codec")
+    if codec:
+        keep.add(str(codec["name"]))
+    deleted_by_segment = {}
+    for seg in manifest["segments"]:
+        keep.add(str(seg["name"]))
+        deleted_by_segment[str(seg["name"])] = seg.get("deleted")
+    for entry in root.iterdir():
+        if entry.name in keep:
+            if entry.name in deleted_by_segment:
+                current = deleted_by_segment[entry.name]
+                for sub in [*entry.glob("deleted-*"), *entry.glob(".tmp-*")]:
+                    if sub.name != current:
+                        sub.unlink(missing_ok=True)
+            continue
+        if entry.name.startswith((".tmp-", "seg-", "codec-")):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
