@@ -21,7 +21,7 @@ import math
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "check_ids",
     "check_json_metadata",
     "check_k",
+    "check_known",
     "check_query_batch",
     "check_query_vectors",
     "filter_predicate",
@@ -275,6 +276,16 @@ def check_ids(ids: Any) -> list[str]:
         if not isinstance(item, str):
             raise InvalidArgumentTypeError(f"ids[{i}] must be a str, got {type(item).__name__}")
     return items
+
+
+def check_known(ids: Iterable[str], known: Container[str], *, missing_ok: bool = False) -> None:
+    """Raise :class:`UnknownIdError` naming the ``ids`` not in ``known`` (in the order given);
+    with ``missing_ok`` nothing is checked."""
+    if missing_ok:
+        return
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise UnknownIdError(missing)
 
 
 def check_documents(

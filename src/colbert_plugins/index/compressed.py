@@ -60,12 +60,12 @@ from .base import (
     IndexMismatchError,
     MetadataFilter,
     SearchHit,
-    UnknownIdError,
     check_documents,
     check_filter,
     check_ids,
     check_json_metadata,
     check_k,
+    check_known,
     check_query_vectors,
     filter_predicate,
 )
@@ -246,9 +246,7 @@ class CompressedIndex(ColBERTIndex):
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
         wanted = check_ids(ids)
         snap = self._snapshot
-        missing = [i for i in wanted if i not in snap.positions]
-        if missing and not missing_ok:
-            raise UnknownIdError(missing)
+        check_known(wanted, snap.positions, missing_ok=missing_ok)
         found = []
         for doc_id in wanted:
             where = snap.positions.get(doc_id)
@@ -261,9 +259,7 @@ class CompressedIndex(ColBERTIndex):
         """The decompressed token vectors of these documents, in the order given."""
         wanted = check_ids(ids)
         snap = self._snapshot
-        missing = [i for i in wanted if i not in snap.positions]
-        if missing:
-            raise UnknownIdError(missing)
+        check_known(wanted, snap.positions)
         out = []
         for doc_id in wanted:
             s, local = snap.positions[doc_id]
@@ -530,9 +526,7 @@ class CompressedIndex(ColBERTIndex):
     def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
         wanted = list(dict.fromkeys(check_ids(ids)))
         with self._writing() as snap:
-            missing = [i for i in wanted if i not in snap.positions]
-            if missing and not missing_ok:
-                raise UnknownIdError(missing)
+            check_known(wanted, snap.positions, missing_ok=missing_ok)
             doomed: dict[int, list[int]] = {}
             for doc_id in wanted:
                 where = snap.positions.get(doc_id)

@@ -42,11 +42,11 @@ from .base import (
     IndexMismatchError,
     MetadataFilter,
     SearchHit,
-    UnknownIdError,
     check_filter,
     check_ids,
     check_json_metadata,
     check_k,
+    check_known,
     check_query_batch,
     check_query_vectors,
     filter_predicate,
@@ -202,9 +202,7 @@ class InMemoryIndex(ColBERTIndex):
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
         wanted = check_ids(ids)
         state = self._state
-        missing = [i for i in wanted if i not in state.positions]
-        if missing and not missing_ok:
-            raise UnknownIdError(missing)
+        check_known(wanted, state.positions, missing_ok=missing_ok)
         found = []
         for doc_id in wanted:
             slot = state.positions.get(doc_id)
@@ -218,9 +216,7 @@ class InMemoryIndex(ColBERTIndex):
         """The stored token vectors of these documents (float32 copies), in the order given."""
         wanted = check_ids(ids)
         state = self._state
-        missing = [i for i in wanted if i not in state.positions]
-        if missing:
-            raise UnknownIdError(missing)
+        check_known(wanted, state.positions)
         result = []
         for doc_id in wanted:
             slot = state.positions[doc_id]
@@ -331,9 +327,7 @@ class InMemoryIndex(ColBERTIndex):
         wanted = list(dict.fromkeys(check_ids(ids)))
         with self._lock:
             state = self._state
-            missing = [i for i in wanted if i not in state.positions]
-            if missing and not missing_ok:
-                raise UnknownIdError(missing)
+            check_known(wanted, state.positions, missing_ok=missing_ok)
             slots = [state.positions[i] for i in wanted if i in state.positions]
             if not slots:
                 return

@@ -46,11 +46,11 @@ from .base import (
     IndexMismatchError,
     MetadataFilter,
     SearchHit,
-    UnknownIdError,
     check_filter,
     check_ids,
     check_json_metadata,
     check_k,
+    check_known,
     check_query_vectors,
 )
 
@@ -296,9 +296,7 @@ class QdrantIndex(ColBERTIndex):
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
         wanted = check_ids(ids)
         found = self._retrieve(wanted, with_payload=True)
-        missing = [i for i in wanted if i not in found]
-        if missing and not missing_ok:
-            raise UnknownIdError(missing)
+        check_known(wanted, found, missing_ok=missing_ok)
         documents = []
         for doc_id in wanted:
             payload = found.get(doc_id)
@@ -407,9 +405,7 @@ class QdrantIndex(ColBERTIndex):
             return
         if not missing_ok:
             found = self._retrieve(wanted, with_payload=False)
-            missing = [i for i in wanted if i not in found]
-            if missing:
-                raise UnknownIdError(missing)
+            check_known(wanted, found)
         with self._lock:
             self.client.delete(
                 self.collection,
