@@ -8,7 +8,6 @@ cached and offline mode is on.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -85,11 +84,9 @@ def resolve_model_files(
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
     if path.is_dir():
-        files = _from_directory(path, name, model_file=model_file, known=known_model(name))
-        shipped = files.onnx_path.parent / INT8_FILE
-        if int8 and shipped.is_file() and shipped != files.onnx_path:
-            files = dataclasses.replace(files, int8_path=shipped)
-        return files
+        return _from_directory(
+            path, name, model_file=model_file, known=known_model(name), int8=int8
+        )
     if path.exists():
         raise ModelFilesError(
             f"{path} is a file; pass the directory that holds the model (and model_file="
@@ -135,7 +132,7 @@ def _read_json_files(directory: Path) -> dict[str, Mapping[str, Any]]:
 
 
 def _from_directory(
-    directory: Path, name: str, *, model_file: str | None, known: KnownModel | None
+    directory: Path, name: str, *, model_file: str | None, known: KnownModel | None, int8: bool
 ) -> ModelFiles:
     if model_file is not None:
         onnx_path = directory / model_file
@@ -158,6 +155,7 @@ def _from_directory(
             f"no {TOKENIZER_FILE} in {directory}. ColBERT needs the Hugging Face fast-tokenizer "
             "file; save it with tokenizer.save_pretrained(directory) from the original model."
         )
+    shipped = onnx_path.parent / INT8_FILE
     return ModelFiles(
         name=name,
         directory=directory,
@@ -165,6 +163,7 @@ def _from_directory(
         tokenizer_path=tokenizer_path,
         json_files=_read_json_files(directory),
         known=known,
+        int8_path=shipped if int8 and shipped.is_file() and shipped != onnx_path else None,
     )
 
 

@@ -96,8 +96,9 @@ class ColBERTTokenizer:
     def __init__(self, tokenizer: Tokenizer, config: ColBERTConfig) -> None:
         self.config = config
         self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        serialized = tokenizer.to_str()  # once: the fingerprint and every private copy
         skiplist = (
-            _vocabulary_ids(tokenizer, config.skiplist)
+            _vocabulary_ids(tokenizer, serialized, config.skiplist)
             if config.family == "pylate"
             else _first_ids(tokenizer, config.skiplist)
         )
@@ -111,17 +112,17 @@ class ColBERTTokenizer:
         self._skip = np.array(sorted(self.ids.skiplist), dtype=np.int64)
         # Room for the marker, which the tokenizer does not know about.
         query_limit = config.query_length if config.truncate_queries else config.max_length
-        self.fingerprint = hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()
+        self.fingerprint = hashlib.sha256(serialized.encode("utf-8")).hexdigest()
         self._query = _configured_copy(
-            tokenizer, max_length=query_limit - _room(self.ids.query_marker)
+            serialized, max_length=query_limit - _room(self.ids.query_marker)
         )
         self._document_limit = config.document_length - _room(self.ids.document_marker)
-        self._document = _configured_copy(tokenizer, max_length=self._document_limit)
+        self._document = _configured_copy(serialized, max_length=self._document_limit)
         self._document_full: Tokenizer | None = None
         self.window_length = 0
         self.window_stride = 0
         if config.long_documents == "windows":
-            self._setup_windows(tokenizer)
+            self._setup_windows(serialized)
 
     @classmethod
     def from_file(cls, path: str | Path, config: ColBERTConfig) -> ColBERTTokenizer:
@@ -261,8 +262,8 @@ class ColBERTTokenizer:
 
     # -- long documents ----------------------------------------------------------------------
 
-    def _setup_windows(self, tokenizer: Tokenizer) -> None:
-        full = Tokenizer.from_str(tokenizer.to_str())
+    def _setup_windows(self, serialized: str) -> None:
+        full = Tokenizer.from_str(serialized)
         full.no_padding()
         full.no_truncation()
         # How many special tokens the post-processor puts before and after the text.
@@ -402,8 +403,8 @@ def _prefix_suffices(encoding: Encoding, prefix: str, limit: int) -> bool:
     return bool(ends) and prefix.find(" ", max(ends)) != -1
 
 
-def _configured_copy(tokenizer: Tokenizer, *, max_length: int) -> Tokenizer:
-    copy = Tokenizer.from_str(tokenizer.to_str())
+def _configured_copy(serialized: str, *, max_length: int) -> Tokenizer:
+    copy = Tokenizer.from_str(serialized)
     copy.no_padding()
     copy.enable_truncation(max_length=max_length)
     return copy
@@ -414,10 +415,10 @@ def _room(marker: int | None) -> int:
     return 0 if marker is None else 1
 
 
-def _vocabulary_ids(tokenizer: Tokenizer, words: Sequence[str]) -> list[int]:
+def _vocabulary_ids(tokenizer: Tokenizer, serialized: str, words: Sequence[str]) -> list[int]:
     """Each word's own vocabulary id, as PyLate maps its skiplist (``convert_tokens_to_ids``):
     a word that is not a token maps to the unknown token, when the tokenizer has one."""
-    unknown = _unknown_id(tokenizer)
+    unknown = _unknown_id(tokenizer, serialized)
     found: set[int] = set()
     for word in words:
         token_id = tokenizer.token_to_id(word)
@@ -428,8 +429,8 @@ def _vocabulary_ids(tokenizer: Tokenizer, words: Sequence[str]) -> list[int]:
     return sorted(found)
 
 
-def _unknown_id(tokenizer: Tokenizer) -> int | None:
-    model = json.loads(tokenizer.to_str()).get("model", {})
+def _unknown_id(tokenizer: Tokenizer, serialized: str) -> int | None:
+    model = json.loads(serialized).get("model", {})
     if isinstance(model.get("unk_id"), int):  # Unigram (SentencePiece)
         return int(model["unk_id"])
     token = model.get("unk_token")
