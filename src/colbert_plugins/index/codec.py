@@ -181,7 +181,8 @@ class ResidualCodec:
         base = np.arange(codes.shape[1], dtype=index_type) * index_type(256)
         residual = np.take(table, codes.astype(index_type) + base, axis=0).reshape(n, self.dim)
         out: FloatArray = self.centroids[ids.astype(np.intp)] + residual
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))  # half the time of linalg.norm
+        out /= np.maximum(norms, 1e-12)[:, None]
         return out
 
 
