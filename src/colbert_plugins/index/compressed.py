@@ -57,12 +57,12 @@ from .base import (
     ADD_CHUNK,
     ColBERTIndex,
     IndexedDocument,
-    IndexMismatchError,
     MetadataFilter,
     SearchHit,
     check_documents,
     check_filter,
     check_ids,
+    check_index_model,
     check_json_metadata,
     check_k,
     check_known,
@@ -621,20 +621,7 @@ class CompressedIndex(ColBERTIndex):
         return _snapshot(codec, info, segments)
 
     def _check_model(self, manifest: dict[str, Any], check_model_key: bool) -> None:
-        if manifest["dim"] != self.model.dim:
-            raise IndexMismatchError(
-                f"the index at {self.path} holds {manifest['dim']}-dim vectors from model "
-                f"{manifest.get('model_name')!r}, but {self.model.name!r} produces "
-                f"{self.model.dim}-dim vectors"
-            )
-        if check_model_key and manifest["model_key"] != self.model.model_key:
-            raise IndexMismatchError(
-                f"the index at {self.path} was built with model {manifest.get('model_name')!r} "
-                f"(key {str(manifest['model_key'])[:12]}…), not with {self.model.name!r} "
-                f"(key {self.model.model_key[:12]}…): its vectors do not match this model's "
-                "queries. Rebuild the index, or pass check_model_key=False if the models "
-                "are known to produce identical vectors"
-            )
+        check_index_model(self.path, manifest, self.model, check_model_key)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, cast
 import numpy as np
 import numpy.typing as npt
 
-from .base import IndexFormatError
+from .base import IndexFormatError, check_manifest_fields, read_manifest_json
 from .codec import ResidualCodec
 
 __all__ = [
@@ -387,15 +387,11 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
-    if not path.is_file():
-        raise IndexFormatError(f"{root} is not a compressed index (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        other = manifest.get("format") if isinstance(manifest, dict) else None
-        hint = " (an InMemoryIndex: open it with InMemoryIndex.load)" if other else ""
+    manifest = read_manifest_json(path, f"{root} is not a compressed index (no {MANIFEST})")
+    if manifest.get("format") != FORMAT_NAME:
+        hint = (
+            " (an InMemoryIndex: open it with InMemoryIndex.load)" if manifest.get("format") else ""
+        )
         raise IndexFormatError(f"{path} is not a compressed colbert-plugins index{hint}")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
@@ -404,9 +400,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"colbert-plugins reads version {FORMAT_VERSION} (use the colbert-plugins version "
             "that wrote it, or rebuild the index)"
         )
-    for key, kind in (("dim", int), ("nbits", int), ("model_key", str), ("segments", list)):
-        if not isinstance(manifest.get(key), kind):
-            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+    check_manifest_fields(
+        path, manifest, (("dim", int), ("nbits", int), ("model_key", str), ("segments", list))
+    )
     return manifest
 
 
