@@ -105,6 +105,38 @@ def test_codec_round_trip_is_close() -> None:
     assert cosine.mean() > centroid_only.mean() + 0.1  # the residual codes carry information
 
 
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_codec_faiss_and_numpy_encoders_agree(nbits: int) -> None:
+    """The faiss encoder (used when faiss is installed) and the numpy fallback pick the same
+    codebook entries, so an index written with either decodes the same."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    codec = ResidualCodec.train(vectors, 16, nbits=nbits)
+    assert codec._faiss_encoder() is not None
+    ids, codes = codec.encode(vectors)
+    residuals = vectors - codec.centroids[ids.astype(np.intp)]
+    fallback = codec._numpy_codes(residuals)
+    assert fallback.shape == codes.shape == (3000, 32 * nbits // 8)
+    assert (fallback == codes).mean() > 0.999  # float ties aside
+
+
+def test_without_faiss_an_index_takes_documents_but_cannot_be_created(
+    tiny_model: ColBERT, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faiss trains the centroids; after that, adds and searches run on numpy alone."""
+    first = CompressedIndex(tiny_model, tmp_path / "idx")
+    first.add(random_texts(60, seed=5), ids=[f"d{i}" for i in range(60)])
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    reopened = CompressedIndex(tiny_model, tmp_path / "idx")
+    reopened.add(["paris is the capital of france"], ids=["new"])
+    itself = tiny_model.encode_documents(["paris is the capital of france"])[0]
+    assert reopened.search_vectors(itself, k=1)[0].id == "new"
+    assert len(CompressedIndex(tiny_model, tmp_path / "idx")) == 61
+    with pytest.raises(ImportError, match=r"colbert-plugins\[index\]"):
+        CompressedIndex(tiny_model, tmp_path / "other").add(["a text"])
+
+
 # -- search ------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,12 @@ recall@10 of MaxSim over the decoded vectors against exact MaxSim 0.85 against 0
 bucket codec is the one of commit 1aa1a42; ``benchmarks/index_scale.py fidelity`` measures
 this codec).
 
-Training uses faiss (k-means, extra ``index``); encoding and decoding are numpy.
+Training uses faiss (k-means, extra ``index``). Encoding uses faiss too when it is installed
+(its product-quantizer encoder is about 10x faster than the numpy one, which stays as the
+fallback, so that an index can take new documents without faiss); decoding is numpy.
+
+k-means runs 4 iterations, as colbert-ai's PLAID indexer does: on the 3,000 passages above,
+10 iterations took 6x longer and moved the decoded vectors' mean cosine from 0.9723 to 0.9729.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ class ResidualCodec:
         ncentroids: int,
         nbits: int = 2,
         *,
-        iterations: int = 10,
+        iterations: int = 4,
         seed: int = 0,
     ) -> ResidualCodec:
         """k-means over ``sample`` (unit-norm rows), then codebooks for its residuals."""
@@ -127,7 +132,16 @@ class ResidualCodec:
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         ids = assign(self.centroids, vectors)
         residuals = vectors - self.centroids[ids]
-        n, per = len(vectors), 8 // self.nbits
+        encoder = self._faiss_encoder()
+        if encoder is not None:
+            codes = encoder.compute_codes(np.ascontiguousarray(residuals))
+        else:
+            codes = self._numpy_codes(residuals)
+        return ids.astype(self.id_dtype), codes
+
+    def _numpy_codes(self, residuals: FloatArray) -> CodeArray:
+        """Nearest codebook entry per group, in numpy (the encoder without faiss)."""
+        n, per = len(residuals), 8 // self.nbits
         grouped = residuals.reshape(n, self.code_bytes, per)
         codes = np.empty((n, self.code_bytes), dtype=np.uint8)
         half_norms = 0.5 * (self.codebooks**2).sum(axis=2)  # [groups, 256]
@@ -135,7 +149,21 @@ class ResidualCodec:
             # nearest entry = largest  r . e - |e|^2 / 2
             scores = grouped[:, g, :] @ self.codebooks[g].T - half_norms[g]
             codes[:, g] = scores.argmax(axis=1)
-        return ids.astype(self.id_dtype), codes
+        return codes
+
+    def _faiss_encoder(self) -> Any:
+        """A faiss ``ProductQuantizer`` holding these codebooks, or None without faiss."""
+        cached = self.__dict__.get("_pq")
+        if cached is not None:
+            return cached
+        try:
+            import faiss
+        except ImportError:
+            return None
+        pq = faiss.ProductQuantizer(self.dim, self.code_bytes, 8)
+        faiss.copy_array_to_vector(np.ascontiguousarray(self.codebooks).ravel(), pq.centroids)
+        object.__setattr__(self, "_pq", pq)  # a cache on a frozen dataclass
+        return pq
 
     def decode(self, ids: IdArray, codes: CodeArray) -> FloatArray:
         """Unit-norm approximations of the encoded vectors, ``[n, dim]`` float32."""
