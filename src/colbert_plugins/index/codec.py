@@ -25,7 +25,9 @@ k-means runs 4 iterations, as colbert-ai's PLAID indexer does: on the 3,000 pass
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +116,8 @@ class ResidualCodec:
             reps = -(-256 // max(1, len(residuals)))
             residuals = np.tile(residuals, (reps, 1))
             residuals += rng.normal(0, 1e-4, residuals.shape).astype(np.float32)
-        pq.train(residuals)
+        with _one_thread(faiss):  # see _one_thread
+            pq.train(residuals)
         codebooks = faiss.vector_to_array(pq.centroids).astype(np.float32)
         return cls(centroids, codebooks.reshape(groups, 256, 8 // nbits), nbits)
 
@@ -134,7 +137,10 @@ class ResidualCodec:
         residuals = vectors - self.centroids[ids]
         encoder = self._faiss_encoder()
         if encoder is not None:
-            codes = encoder.compute_codes(np.ascontiguousarray(residuals))
+            import faiss
+
+            with _one_thread(faiss):
+                codes = encoder.compute_codes(np.ascontiguousarray(residuals))
         else:
             codes = self._numpy_codes(residuals)
         return ids.astype(self.id_dtype), codes
@@ -175,8 +181,22 @@ class ResidualCodec:
         base = np.arange(codes.shape[1], dtype=index_type) * index_type(256)
         residual = np.take(table, codes.astype(index_type) + base, axis=0).reshape(n, self.dim)
         out: FloatArray = self.centroids[ids.astype(np.intp)] + residual
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))  # half the time of linalg.norm
+        out /= np.maximum(norms, 1e-12)[:, None]
         return out
+
+
+@contextlib.contextmanager
+def _one_thread(faiss: Any) -> Iterator[None]:
+    """faiss on one OpenMP thread for the duration: product-quantizer kernels are too small
+    to share. With another process on the 2 cores, training the codebooks took 21.8 s on
+    2 threads against 4.8 s on 1 (65,536 residuals, 32 groups of 256 entries)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def assign(centroids: FloatArray, vectors: FloatArray) -> npt.NDArray[np.intp]:

