@@ -12,6 +12,11 @@ Usage:
     # (c) synthetic clustered unit vectors with the real corpus' length distribution;
     #     (d) --compare adds the exact index and Qdrant local mode on the same queries
     python benchmarks/index_scale.py synthetic --docs 10000 --compare --lengths beir.sqlite
+    # several sizes in sequence (each with its own exact top-10), a summary table and a
+    # projection to 300k and 1M passages fitted on them; --profile adds a cProfile of the
+    # search subprocess, --ncentroids overrides the index's default
+    python benchmarks/index_scale.py synthetic --sizes 10000,30000,100000 --queries 30 \
+        --lengths beir.sqlite --workdir /big/disk
 
 What is measured, per run, on this machine:
 
@@ -24,7 +29,11 @@ What is measured, per run, on this machine:
   real corpus' encoding rate when ``--encode-rate`` is given);
 - search, in a fresh subprocess that only opens the index and runs the queries (so its RSS is
   what serving costs): p50/p95 latency of ``search_vectors(q, k=10)`` (query encoding
-  excluded), peak RSS (VmHWM), recall@10 against exact MaxSim over the float32 vectors.
+  excluded), peak RSS (VmHWM), recall@10 against exact MaxSim over the float32 vectors, and
+  the median time of each search stage (centroid scores, candidates, prune, rerank);
+- synthetic runs: the time of each stage (exact top-10, build, search), the build's own peak
+  RSS (VmHWM reset just before it, next to the RSS it started from) and the build's time
+  without the generation of the synthetic vectors.
 
 Prints one table row per configuration and a JSON line with every number.
 """
@@ -32,6 +41,7 @@ Prints one table row per configuration and a JSON line with every number.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -75,7 +85,7 @@ def exact_top10(
 
     flat = np.concatenate(vectors)
     offsets = np.concatenate([[0], np.cumsum([len(v) for v in vectors])]).astype(np.int64)
-    out = []
+    out: list[list[str]] = []
     for start in range(0, len(queries), 16):
         scores = segmented_maxsim_batch(queries[start : start + 16], flat, offsets)
         out.extend([ids[i] for i in np.argsort(-row, kind="stable")[:10]] for row in scores)
@@ -123,44 +133,104 @@ def encode_rate(model_dir: Path, texts: list[str], document_length: int | None) 
 BUILD: dict[str, Any] = {}
 
 
-def build(path: Path, model: Any, ids: list[str], vectors_chunks: Any, texts: Any) -> float:
-    """Add every chunk's vectors in one commit; return seconds."""
+def build(
+    path: Path, model: Any, ids: list[str], vectors_chunks: Any, texts: Any
+) -> tuple[float, float]:
+    """Add every chunk's vectors in one commit; return wall and CPU seconds (this process,
+    every thread; producing the chunks included)."""
     from colbert_plugins.index import CompressedIndex
     from colbert_plugins.index.compressed import _document_line
 
     index = CompressedIndex(model, path, **BUILD)
     lines = [_document_line(i, t, {}) for i, t in zip(ids, texts, strict=True)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     index._write(ids, lines, [{} for _ in ids], vectors_chunks)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def serve(
-    path: Path, queries: list[np.ndarray], configs: list[tuple[int, int]]
+    path: Path,
+    queries: list[np.ndarray],
+    configs: list[tuple[int, int, int]],
+    profile: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run the queries in a fresh subprocess against the index at ``path``."""
+    """Run the queries in a fresh subprocess against the index at ``path`` (with ``profile``,
+    it also prints a cProfile of the first configuration's queries, shown here)."""
     with tempfile.TemporaryDirectory() as tmp:
         qfile = Path(tmp) / "queries.npz"
         np.savez(qfile, *queries)
         out = subprocess.run(
-            [sys.executable, __file__, "_serve", str(path), str(qfile), json.dumps(configs)],
+            [
+                sys.executable,
+                __file__,
+                "_serve",
+                str(path),
+                str(qfile),
+                json.dumps(configs),
+                "profile" if profile else "",
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
     if out.returncode:
         raise SystemExit(f"the search subprocess failed:\n{out.stderr[-3000:]}")
+    for line in out.stdout.splitlines():
+        if not line.startswith("{"):
+            print(line, flush=True)
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-def _serve(path: str, qfile: str, configs_json: str) -> None:
+def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[str, Any]:
+    """Median milliseconds of each stage of ``CompressedIndex.search_vectors`` (the same calls,
+    timed one by one; private API, so ``{}`` if it changed), postings read from the probed
+    inverted lists and documents found there, per query."""
+    from colbert_plugins.index.compressed import _prune
+
+    snap = index._snapshot
+    names = ("centroid_scores", "candidates", "prune", "rerank")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    postings, found = [], []
+    try:
+        for q in queries:
+            marks = [time.perf_counter()]
+            scores = q @ snap.codec.centroids.T
+            marks.append(time.perf_counter())
+            picked = index._candidates(snap, scores, k, None)
+            marks.append(time.perf_counter())
+            picked = _prune(snap, scores, picked, max(k, index.rerank))
+            marks.append(time.perf_counter())
+            index._rerank(snap, q, picked)
+            marks.append(time.perf_counter())
+            for name, a, b in zip(names, marks, marks[1:], strict=False):
+                times[name].append(1000 * (b - a))
+            probes = np.argpartition(-scores, index.nprobe - 1, axis=1)[:, : index.nprobe]
+            total, docs = 0, 0
+            for seg in snap.segments:
+                off = seg.ivf_offsets
+                total += int((off[probes + 1] - off[probes]).sum())  # every probed list read
+                lists = [seg.ivf_pids[off[c] : off[c + 1]] for c in np.unique(probes)]
+                docs += len(np.unique(np.concatenate(lists))) if lists else 0
+            postings.append(total)
+            found.append(docs)
+    except (AttributeError, TypeError) as exc:
+        print(f"stage timing unavailable: {exc!r}", flush=True)
+        return {}
+    return {
+        "stages_ms": {name: statistics.median(v) for name, v in times.items()},
+        "postings_median": statistics.median(postings),
+        "found_median": statistics.median(found),
+    }
+
+
+def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
     from colbert_plugins.index import CompressedIndex
 
     model = open_model(None, 0, None)
     with np.load(qfile) as data:
         queries = [data[f"arr_{i}"] for i in range(len(data.files))]
     base = rss_mb("VmRSS")
-    for nprobe, candidates, rerank in json.loads(configs_json):
+    for n, (nprobe, candidates, rerank) in enumerate(json.loads(configs_json)):
         # Queries come encoded: the model only supplies the vector size (check_model_key off).
         index = CompressedIndex(
             model, path, nprobe=nprobe, candidates=candidates, rerank=rerank, check_model_key=False
@@ -172,17 +242,34 @@ def _serve(path: str, qfile: str, configs_json: str) -> None:
             hits = index.search_vectors(q, k=10)
             times.append(time.perf_counter() - start)
             results.append([h.id for h in hits])
+        row = {
+            "rss_mb": rss_mb("VmRSS"),
+            "rss_before_mb": base,
+            "hwm_mb": rss_mb("VmHWM"),
+        }
+        if n == 0:
+            row.update(search_stages(index, queries))
+        if n == 0 and profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for q in queries:
+                index.search_vectors(q, k=10)
+            profiler.disable()
+            print(f"cProfile of {len(queries)} searches (nprobe {nprobe}):", flush=True)
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(18)
+            sys.stdout.flush()
         print(
             json.dumps(
                 {
+                    **row,
                     "nprobe": nprobe,
                     "candidates": candidates,
                     "rerank": rerank,
                     "p50_ms": 1000 * statistics.median(times),
                     "p95_ms": 1000 * percentile(times, 0.95),
-                    "rss_mb": rss_mb("VmRSS"),
-                    "rss_before_mb": base,
-                    "hwm_mb": rss_mb("VmHWM"),
                     "results": results,
                 }
             ),
@@ -213,7 +300,9 @@ SWEEP = [
 
 
 def beir_queries(n: int, seed: int) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
-    qids, texts, qrels = [], [], {}
+    qids: list[str] = []
+    texts: list[str] = []
+    qrels: dict[str, dict[str, int]] = {}
     for name in ("cranfield", "cisi", "scifact"):
         with (DATA / name / "queries.jsonl").open(encoding="utf-8") as fh:
             for line in fh:
@@ -252,7 +341,7 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
     rate = encode_rate(MODEL, sample, args.document_length)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         path = Path(tmp) / "idx"
-        seconds = build(path, model, ids, iter([(slice(0, len(ids)), vectors)]), texts)
+        seconds, _ = build(path, model, ids, iter([(slice(0, len(ids)), vectors)]), texts)
         index = CompressedIndex(model, path)
         result: dict[str, Any] = {
             "corpus": args.corpus,
@@ -335,7 +424,7 @@ def run_fidelity(args: argparse.Namespace) -> None:
 class Synthetic:
     """Clustered unit vectors: each token is one of ``types`` directions (Zipf frequencies)
     plus its document's topic direction plus noise, normalized; documents get lengths drawn
-    from a real length distribution. Chunk ``c`` is a pure function of (seed, c)."""
+    from a real length distribution. Chunk ``c`` is a pure function of (seed, c, its size)."""
 
     def __init__(self, dim: int, lengths: np.ndarray, seed: int, types: int = 32768) -> None:
         rng = np.random.default_rng(seed)
@@ -351,16 +440,29 @@ class Synthetic:
         self.seed = seed
         self.dim = dim
 
-    def chunk(self, c: int, n: int) -> list[np.ndarray]:
+    def chunk_flat(self, c: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The token vectors of chunk ``c`` (``n`` documents) as one ``[tokens, dim]`` float32
+        matrix, and the documents' lengths. Built in blocks of 65,536 rows, so the only large
+        allocation is the result (about 600 MB for 5,000 documents)."""
         rng = np.random.default_rng([self.seed, c])
         lengths = rng.choice(self.lengths, n)
         total = int(lengths.sum())
         kinds = np.minimum(np.searchsorted(self.cdf, rng.random(total)), len(self.types) - 1)
         topic = np.repeat(rng.integers(0, len(self.topics), n), lengths)
-        v = self.types[kinds] + 0.4 * self.topics[topic]
-        v += 0.3 * self.noise[rng.integers(0, len(self.noise), total)]
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return np.split(v.astype(np.float32), np.cumsum(lengths)[:-1])
+        noise = rng.integers(0, len(self.noise), total)
+        v = np.empty((total, self.dim), dtype=np.float32)
+        for s in range(0, total, 1 << 16):
+            e = min(total, s + (1 << 16))
+            block = self.types[kinds[s:e]]
+            block += 0.4 * self.topics[topic[s:e]]
+            block += 0.3 * self.noise[noise[s:e]]
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            v[s:e] = block
+        return v, lengths
+
+    def chunk(self, c: int, n: int) -> list[np.ndarray]:
+        v, lengths = self.chunk_flat(c, n)
+        return np.split(v, np.cumsum(lengths)[:-1])
 
     def queries(self, docs: list[np.ndarray], n: int, length: int = 32) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, 10**6])
@@ -382,87 +484,301 @@ def real_lengths(cache: Path | None) -> np.ndarray:
     return np.clip(np.random.default_rng(0).lognormal(np.log(150), 0.5, 10000), 8, 510).astype(int)
 
 
-def run_synthetic(args: argparse.Namespace) -> dict[str, Any]:
-    from colbert_plugins.index import CompressedIndex
+#: Documents per synthetic chunk (generated, scored and added one chunk at a time).
+CHUNK = 5000
 
-    model = open_model(None, 0, None)
-    lengths = real_lengths(args.lengths)
-    synth = Synthetic(model.dim, lengths, args.seed)
-    chunk = 5000
-    nchunks = math.ceil(args.docs / chunk)
-    sizes = [min(chunk, args.docs - c * chunk) for c in range(nchunks)]
-    queries = synth.queries(synth.chunk(0, sizes[0]), args.queries)
-    ids = [f"s{i}" for i in range(args.docs)]
 
-    # Exact top-10 by streaming the chunks (vectors regenerated, never all in memory).
+def chunk_sizes(docs: int) -> list[int]:
+    return [min(CHUNK, docs - c * CHUNK) for c in range(math.ceil(docs / CHUNK))]
+
+
+def reset_hwm() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux ``clear_refs`` "5")."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def exact_synthetic(
+    synth: Synthetic,
+    queries: list[np.ndarray],
+    docs: int,
+    per_call: int,
+    carry: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Exact MaxSim top-10 over the first ``docs`` synthetic documents, streaming one chunk at a
+    time (only one chunk's vectors in memory; the [query vectors, rows] similarity block of
+    ``segmented_maxsim_batch`` is bounded by its own row budget, ``per_call`` queries share one
+    pass over a chunk). ``carry``, the state of a smaller run whose chunks are a prefix of
+    these (its size a multiple of :data:`CHUNK`), is continued instead of recomputed: the
+    top-10 merge is the same either way."""
     from colbert_plugins.scoring import segmented_maxsim_batch
 
-    best: list[list[tuple[float, str]]] = [[] for _ in queries]
-    tokens = 0
-    start_exact = time.perf_counter()
-    for c, size in enumerate(sizes):
-        docs = synth.chunk(c, size)
-        tokens += sum(len(d) for d in docs)
-        flat = np.concatenate(docs)
-        offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-        all_scores = np.concatenate(
-            [
-                segmented_maxsim_batch(queries[s : s + 16], flat, offsets)
-                for s in range(0, len(queries), 16)
-            ]
-        )
-        for qi, scores in enumerate(all_scores):
-            top = np.argsort(-scores)[:10]
-            best[qi] = sorted(
-                best[qi] + [(float(scores[i]), ids[c * chunk + int(i)]) for i in top],
-                key=lambda x: -x[0],
-            )[:10]
-    exact = [[d for _, d in b] for b in best]
-    exact_s = time.perf_counter() - start_exact
-    print(
-        f"synthetic {args.docs} docs, {tokens} tokens; exact top-10 in {exact_s:.0f} s", flush=True
+    sizes = chunk_sizes(docs)
+    best: list[list[tuple[float, int]]] = [[] for _ in queries]
+    first, tokens, continued_from = 0, 0, 0
+    if carry is not None and carry["docs"] % CHUNK == 0 and carry["docs"] <= docs:
+        first = carry["docs"] // CHUNK
+        best = [list(b) for b in carry["best"]]
+        tokens = carry["tokens"]
+        continued_from = carry["docs"]
+    gen_s = score_s = 0.0
+    for c in range(first, len(sizes)):
+        start = time.perf_counter()
+        flat, lengths = synth.chunk_flat(c, sizes[c])
+        gen_s += time.perf_counter() - start
+        start = time.perf_counter()
+        tokens += len(flat)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        for s in range(0, len(queries), per_call):
+            scores = segmented_maxsim_batch(queries[s : s + per_call], flat, offsets)
+            for qi, row in enumerate(scores, start=s):
+                top = np.argpartition(-row, min(10, len(row) - 1))[:10]
+                merged = best[qi] + [(float(row[i]), c * CHUNK + int(i)) for i in top]
+                best[qi] = sorted(merged, key=lambda x: (-x[0], x[1]))[:10]
+        del flat
+        score_s += time.perf_counter() - start
+    return {
+        "docs": docs,
+        "best": best,
+        "tokens": tokens,
+        "gen_s": gen_s,
+        "score_s": score_s,
+        "chunks": len(sizes) - first,
+        "continued_from": continued_from,
+    }
+
+
+def run_synthetic_size(
+    args: argparse.Namespace,
+    model: Any,
+    synth: Synthetic,
+    queries: list[np.ndarray],
+    docs: int,
+    carry: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One full run at ``docs`` passages: exact top-10, build, search. Returns the result and
+    the exact stage's state (for the next, larger size)."""
+    from colbert_plugins.index import CompressedIndex
+
+    sizes = chunk_sizes(docs)
+    ids = [f"s{i}" for i in range(docs)]
+    result: dict[str, Any] = {"synthetic_docs": docs, "load_start": load()}
+    print(f"\n== synthetic {docs} passages (load {result['load_start']}) ==", flush=True)
+
+    hwm_ok = reset_hwm()
+    rss_before_exact = rss_mb("VmRSS")
+    start = time.perf_counter()
+    state = exact_synthetic(synth, queries, docs, args.exact_queries, carry)
+    exact_s = time.perf_counter() - start
+    exact = [[f"s{d}" for _, d in b] for b in state["best"]]
+    tokens = state["tokens"]
+    result.update(
+        tokens=tokens,
+        exact_s=exact_s,
+        exact_gen_s=state["gen_s"],
+        exact_score_s=state["score_s"],
+        exact_chunks=state["chunks"],
+        exact_continued_from=state["continued_from"],
+        exact_rss_before_mb=rss_before_exact,
+        exact_peak_rss_mb=rss_mb("VmHWM") if hwm_ok else None,
+        load_after_exact=load(),
     )
+    print(
+        f"synthetic {docs} docs, {tokens} tokens; exact top-10 in {exact_s:.0f} s "
+        f"({state['chunks']} chunks: generate {state['gen_s']:.0f} s, score "
+        f"{state['score_s']:.0f} s"
+        + (f"; continued from {state['continued_from']} docs" if state["continued_from"] else "")
+        + f"), RSS {rss_before_exact:.0f} MB -> peak {result['exact_peak_rss_mb'] or 0:.0f} MB",
+        flush=True,
+    )
+
+    gen = [0.0, 0.0]  # wall, CPU seconds spent generating the synthetic vectors
 
     def chunks() -> Any:
         for c, size in enumerate(sizes):
-            yield slice(c * chunk, c * chunk + size), synth.chunk(c, size)
+            wall, cpu = time.perf_counter(), time.process_time()
+            part = synth.chunk(c, size)
+            gen[0] += time.perf_counter() - wall
+            gen[1] += time.process_time() - cpu
+            yield slice(c * CHUNK, c * CHUNK + size), part
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         path = Path(tmp) / "idx"
-        before = rss_mb("VmHWM")
-        seconds = build(path, model, ids, chunks(), ids)
+        hwm_ok = reset_hwm()
+        before = rss_mb("VmRSS")
+        wall, cpu = build(path, model, ids, chunks(), ids)
+        peak = rss_mb("VmHWM") if hwm_ok else None
         index = CompressedIndex(model, path)
-        result: dict[str, Any] = {
-            "synthetic_docs": args.docs,
-            "tokens": tokens,
-            "ncentroids": len(index._snapshot.codec.centroids),  # type: ignore[union-attr]
-            "vector_bytes_per_token": index.vector_bytes() / tokens,
-            "disk_bytes_per_token": index.disk_bytes() / tokens,
-            "index_bytes": index.disk_bytes(),
-            "build_s": seconds,
-            "build_peak_rss_mb": rss_mb("VmHWM"),
-            "rss_before_build_mb": before,
-        }
+        seconds = wall - gen[0]
+        result.update(
+            ncentroids=len(index._snapshot.codec.centroids),  # type: ignore[union-attr]
+            vector_bytes_per_token=index.vector_bytes() / tokens,
+            disk_bytes_per_token=index.disk_bytes() / tokens,
+            index_bytes=index.disk_bytes(),
+            build_s=seconds,
+            build_cpu_s=cpu - gen[1],
+            build_gen_s=gen[0],
+            build_s_per_mtok=seconds / (tokens / 1e6),
+            rss_before_build_mb=before,
+            build_peak_rss_mb=peak,
+            load_after_build=load(),
+        )
+        del index
         if args.encode_rate:
-            result["overhead"] = seconds / (args.docs / args.encode_rate)
+            result["overhead"] = seconds / (docs / args.encode_rate)
         configs = SWEEP if args.sweep else [(args.nprobe, args.candidates, args.rerank)]
-        rows = serve(path, queries, configs)
+        start = time.perf_counter()
+        rows = serve(path, queries, configs, args.profile)
+        result["search_stage_s"] = time.perf_counter() - start
+        result["load_after_search"] = load()
     print(
         f"bytes/token {result['vector_bytes_per_token']:.1f} (all files "
         f"{result['disk_bytes_per_token']:.1f})  index {result['index_bytes'] / 2**20:.0f} MiB  "
-        f"build {seconds:.0f} s (peak RSS of the build process {result['build_peak_rss_mb']:.0f} "
-        f"MB)" + (f"  overhead {100 * result['overhead']:.1f}%" if args.encode_rate else ""),
+        f"{result['ncentroids']} centroids  build {seconds:.0f} s ({result['build_cpu_s']:.0f} "
+        f"CPU s; {result['build_s_per_mtok']:.0f} s per 1M tokens; synthetic generation "
+        f"{gen[0]:.0f} s excluded)  build RSS {before:.0f} MB -> peak "
+        + (f"{peak:.0f} MB" if peak is not None else "unknown (VmHWM could not be reset)")
+        + (f"  overhead {100 * result['overhead']:.1f}%" if args.encode_rate else ""),
         flush=True,
     )
     for row in rows:
         row["recall"] = recall(row["results"], exact)
-        report(f"synthetic {args.docs}", row)
+        report(f"synthetic {docs}", row)
+        if row.get("stages_ms"):
+            stages = "  ".join(f"{k} {v:.1f}" for k, v in row["stages_ms"].items())
+            print(
+                f"{'':<28} median stages (ms): {stages}; postings scanned "
+                f"{row['postings_median']:.0f}, candidates found {row['found_median']:.0f}",
+                flush=True,
+            )
         del row["results"]
     result["rows"] = rows
+    print(
+        f"stage times: exact {exact_s:.0f} s, build {wall:.0f} s (generation included), "
+        f"search {result['search_stage_s']:.0f} s; load {result['load_start']} -> "
+        f"{result['load_after_exact']} -> {result['load_after_build']} -> "
+        f"{result['load_after_search']}",
+        flush=True,
+    )
     if args.compare:
-        result["compare"] = compare(model, synth, sizes, chunk, ids, queries, exact, args)
+        result["compare"] = compare(model, synth, sizes, CHUNK, ids, queries, exact, args)
     print(json.dumps(result), flush=True)
-    return result
+    return result, state
+
+
+def run_synthetic(args: argparse.Namespace) -> list[dict[str, Any]]:
+    model = open_model(None, 0, None)
+    lengths = real_lengths(args.lengths)
+    synth = Synthetic(model.dim, lengths, args.seed)
+    docs_list = args.sizes or [args.docs]
+    queries = synth.queries(synth.chunk(0, chunk_sizes(min(docs_list))[0]), args.queries)
+    results = []
+    carry: dict[str, Any] | None = None
+    for docs in docs_list:
+        result, carry = run_synthetic_size(args, model, synth, queries, docs, carry)
+        results.append(result)
+    summary(results)
+    if len(results) >= 2:
+        project(results, float(np.mean(lengths)))
+    return results
+
+
+def summary(results: list[dict[str, Any]]) -> None:
+    def mb(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    print("\nsummary (first configuration of each size)", flush=True)
+    head = (
+        f"{'passages':>9} {'tokens':>11} {'centr':>6} {'B/tok':>6} {'B/tok all':>9} "
+        f"{'build s':>8} {'s/1Mtok':>8} {'bld RSS0':>8} {'bld peak':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'srch RSS':>8} {'srch pk':>8} {'recall':>6} {'exact s':>7} "
+        f"{'search s':>8} {'load':>5}"
+    )
+    print(head)
+    for r in results:
+        row = r["rows"][0]
+        print(
+            f"{r['synthetic_docs']:>9} {r['tokens']:>11} {r['ncentroids']:>6} "
+            f"{r['vector_bytes_per_token']:>6.1f} {r['disk_bytes_per_token']:>9.1f} "
+            f"{r['build_s']:>8.0f} {r['build_s_per_mtok']:>8.1f} "
+            f"{mb(r['rss_before_build_mb']):>8} {mb(r['build_peak_rss_mb']):>8} "
+            f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['rss_mb']:>8.0f} "
+            f"{row['hwm_mb']:>8.0f} {row['recall']:>6.3f} {r['exact_s']:>7.0f} "
+            f"{r['search_stage_s']:>8.0f} {r['load_start']:>5.1f}",
+            flush=True,
+        )
+
+
+def project(results: list[dict[str, Any]], mean_length: float) -> None:
+    """Print a projection to larger corpora: NOT a measurement. Build time, exact-stage time,
+    the whole run's time and build peak RSS are fitted linear in tokens (least squares,
+    ``a + b * tokens``); p50/p95 latency is fitted as ``c * tokens ** e`` (least squares on
+    log-log) over the measured sizes."""
+    tok = np.array([r["tokens"] for r in results], dtype=np.float64)
+    targets = [(300_000, 300_000 * mean_length), (1_000_000, 1_000_000 * mean_length)]
+
+    def linear(values: list[float]) -> tuple[float, float]:
+        b, a = np.polyfit(tok, np.asarray(values, dtype=np.float64), 1)
+        return float(a), float(b)
+
+    def power(values: list[float]) -> tuple[float, float]:
+        e, log_c = np.polyfit(np.log(tok), np.log(np.asarray(values, dtype=np.float64)), 1)
+        return float(math.exp(log_c)), float(e)
+
+    print(
+        f"\nPROJECTION (fitted on {len(results)} measured sizes, {int(tok[0])}-{int(tok[-1])} "
+        f"tokens; extrapolated, not measured; mean passage length {mean_length:.1f} tokens):",
+        flush=True,
+    )
+    fits: list[tuple[str, str, Any]] = []
+    for r in results:
+        r["run_s"] = r["exact_s"] + r["build_s"] + r["build_gen_s"] + r["search_stage_s"]
+    for key, name in (
+        ("build_s", "build s"),
+        ("exact_s", "exact stage s"),
+        ("run_s", "whole run s"),
+    ):
+        a, b = linear([r[key] for r in results])
+        fits.append(
+            (name, f"linear: {a:.1f} + {b * 1e6:.2f} per 1M tokens", lambda t, a=a, b=b: a + b * t)
+        )
+    peaks = [r["build_peak_rss_mb"] for r in results]
+    if all(p is not None for p in peaks):
+        a, b = linear(peaks)
+        fits.append(
+            (
+                "build peak RSS MB",
+                f"linear: {a:.0f} + {b * 1e6:.1f} per 1M tokens",
+                lambda t, a=a, b=b: a + b * t,
+            )
+        )
+    for key, name in (("p50_ms", "search p50 ms"), ("p95_ms", "search p95 ms")):
+        c, e = power([r["rows"][0][key] for r in results])
+        fits.append((name, f"log-log: {c:.3g} * tokens^{e:.2f}", lambda t, c=c, e=e: c * t**e))
+    print(
+        f"{'quantity':<20} {'fit':<38} "
+        + " ".join(f"{f'{n} ({t / 1e6:.0f}M tok)':>22}" for n, t in targets)
+    )
+    for name, how, fn in fits:
+        print(f"{name:<20} {how:<38} " + " ".join(f"{fn(t):>22.0f}" for _, t in targets))
+    last = results[-1]
+    print(
+        f"build at the largest size's rate ({last['build_s_per_mtok']:.1f} s per 1M tokens): "
+        + ", ".join(f"{n}: {last['build_s_per_mtok'] * t / 1e6:.0f} s" for n, t in targets)
+    )
+    print(
+        "whole run = exact + build + synthetic generation + search subprocess. A projection "
+        "from the sizes above, not a measurement; the machine was shared (load column)."
+    )
 
 
 def compare(
@@ -536,7 +852,7 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_serve":
-        _serve(*argv[1:4])
+        _serve(*argv[1:5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["real", "synthetic", "fidelity"])
@@ -545,6 +861,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--document-length", type=int, default=None)
     parser.add_argument("--words", type=int, default=64)
     parser.add_argument("--docs", type=int, default=10000)
+    parser.add_argument(
+        "--sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="synthetic: comma-separated passage counts, run in sequence (overrides --docs)",
+    )
+    parser.add_argument(
+        "--ncentroids", type=int, default=None, help="k-means centroids (default: the index's)"
+    )
+    parser.add_argument(
+        "--exact-queries", type=int, default=16, help="queries per pass of the exact top-10"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the search subprocess's queries"
+    )
     parser.add_argument("--lengths", type=Path, help="BEIR cache to draw lengths from")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--qdrant-queries", type=int, default=10)
@@ -569,7 +900,13 @@ def main(argv: list[str] | None = None) -> int:
     args.candidates = args.candidates or DEFAULT_CANDIDATES
     args.rerank = args.rerank or DEFAULT_RERANK
     BUILD["nbits"] = args.nbits
-    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()}", flush=True)
+    if args.ncentroids:
+        BUILD["ncentroids"] = args.ncentroids
+    print(
+        f"machine: {os.cpu_count()} cores; load average {os.getloadavg()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+        flush=True,
+    )
     if args.part == "fidelity":
         run_fidelity(args)
     elif args.part == "real":
