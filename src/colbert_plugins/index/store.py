@@ -113,6 +113,9 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
     _write_array(tmp / "centroids.f32", codec.centroids.astype("<f4"))
     _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
+    if codec.coarse is not None and codec.cell_offsets is not None:
+        _write_array(tmp / "coarse.f32", codec.coarse.astype("<f4"))
+        _write_array(tmp / "cell_offsets.i64", codec.cell_offsets.astype("<i8"))
     fsync_dir(tmp)
     os.replace(tmp, root / name)
     fsync_dir(root)
@@ -123,10 +126,19 @@ def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
     base = root / str(info["name"])
     k, dim, nbits = int(info["ncentroids"]), int(info["dim"]), int(info["nbits"])
     per = 8 // nbits
+    cells = int(info.get("cells") or 0)  # absent in indexes written before two-level codecs
+    coarse = cell_offsets = None
+    if cells:
+        coarse = _read_array(base / "coarse.f32", "<f4", (cells, dim))
+        cell_offsets = _read_array(base / "cell_offsets.i64", "<i8", (cells + 1,))
+        if cell_offsets[0] != 0 or cell_offsets[-1] != k or (np.diff(cell_offsets) < 0).any():
+            raise IndexFormatError(f"{base / 'cell_offsets.i64'} does not partition {k} centroids")
     return ResidualCodec(
         centroids=_read_array(base / "centroids.f32", "<f4", (k, dim)),
         codebooks=_read_array(base / "codebooks.f32", "<f4", (dim // per, 256, per)),
         nbits=nbits,
+        coarse=coarse,
+        cell_offsets=cell_offsets,
     )
 
 
