@@ -4,8 +4,10 @@ PLAID-style (the design of colbert-ai's PLAID and of FastPlaid / NextPlaid), wri
 
 - **Compression** (:mod:`.codec`): every token vector becomes the id of its nearest k-means
   centroid plus its residual product-quantized to 2 bits per dimension (128 dims: 32 bytes +
-  2 bytes of id), instead of 512 bytes of float32. Centroids and codebooks are trained with
-  faiss on the first documents added and fixed afterwards.
+  2 bytes of id), instead of 512 bytes of float32. Centroids (about ``8 * sqrt`` of the
+  first add's token vectors, in cells of a two-level k-means so that assigning a vector costs
+  a few hundred products, not one per centroid) and codebooks are trained with faiss on the
+  first documents added and fixed afterwards.
 - **Candidates**: each query vector probes its ``nprobe`` nearest centroids; the inverted
   list of a centroid names the documents with a token there. A document's approximate score
   sums, over query vectors, the best probed centroid score it has, and the score of the worst
@@ -16,7 +18,7 @@ PLAID-style (the design of colbert-ai's PLAID and of FastPlaid / NextPlaid), wri
 
 Why this design (numbers from ``benchmarks/index_scale.py``, in the README's "Compressed
 index" section): 37 bytes per token vector against 512 in float32, only the centroids and small
-per-document arrays resident, a build that costs about 15% of encoding the same passages, and a
+per-document arrays resident, a build that costs about 5% of encoding the same passages, and a
 search that reads a few inverted lists per query vector instead of every vector (3.6x faster
 than exact MaxSim at 10,000 passages in the same run). MUVERA fixed-dimensional encodings
 (:class:`~colbert_plugins.pooling.Muvera`), measured through the Qdrant backend's prefetch on
