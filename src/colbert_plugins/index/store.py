@@ -27,7 +27,9 @@ replaced by a later commit) are removed by the next writer.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
@@ -97,7 +99,20 @@ def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArra
         raise IndexFormatError(f"{path} holds {size} bytes, expected {expected} for {shape}")
     if expected == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    mapped = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    _random_access(mapped)
+    return mapped
+
+
+def _random_access(mapped: np.memmap[Any, Any]) -> None:
+    """Tell the kernel that reads are random: a search touches a few documents' rows, and
+    the default read-ahead pulled in enough neighbouring pages that a serving process's RSS
+    approached the index size (where the platform has ``madvise``)."""
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    handle = getattr(mapped, "_mmap", None)
+    if advice is not None and handle is not None and hasattr(handle, "madvise"):
+        with contextlib.suppress(OSError):
+            handle.madvise(advice)
 
 
 def _read_array(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
