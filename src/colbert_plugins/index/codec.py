@@ -336,44 +336,35 @@ def _two_level_assign(
     from ..scoring import blas_thread_limit
 
     with blas_thread_limit(1):
-        return _two_level_assign_blocks(centroids, coarse, cell_offsets, vectors)
-
-
-def _two_level_assign_blocks(
-    centroids: FloatArray,
-    coarse: FloatArray,
-    cell_offsets: npt.NDArray[np.int64],
-    vectors: FloatArray,
-) -> npt.NDArray[np.intp]:
-    n = len(vectors)
-    out = np.zeros(n, dtype=np.intp)
-    if n == 0:
+        n = len(vectors)
+        out = np.zeros(n, dtype=np.intp)
+        if n == 0:
+            return out
+        probed = min(CELLS_PROBED, len(coarse))
+        step = max(1, _ASSIGN_ELEMENTS // max(1, len(coarse)))
+        for start in range(0, n, step):
+            block = vectors[start : start + step]
+            scores = block @ coarse.T
+            if probed < len(coarse):
+                near = np.argpartition(-scores, probed - 1, axis=1)[:, :probed]
+            else:
+                near = np.broadcast_to(np.arange(len(coarse)), scores.shape)
+            cells = near.ravel()
+            rows_of = np.repeat(np.arange(len(block)), probed)
+            order = np.argsort(cells, kind="stable")
+            bounds = np.searchsorted(cells[order], np.arange(len(coarse) + 1))
+            best = np.full(len(block), -np.inf, dtype=np.float32)
+            chosen = np.zeros(len(block), dtype=np.intp)
+            for g in range(len(coarse)):
+                rows = rows_of[order[bounds[g] : bounds[g + 1]]]
+                if len(rows) == 0:
+                    continue
+                lo, hi = int(cell_offsets[g]), int(cell_offsets[g + 1])
+                sims = block[rows] @ centroids[lo:hi].T
+                arg = sims.argmax(axis=1)
+                value = sims[np.arange(len(rows)), arg]
+                better = value > best[rows]
+                best[rows[better]] = value[better]
+                chosen[rows[better]] = arg[better] + lo
+            out[start : start + step] = chosen
         return out
-    probed = min(CELLS_PROBED, len(coarse))
-    step = max(1, _ASSIGN_ELEMENTS // max(1, len(coarse)))
-    for start in range(0, n, step):
-        block = vectors[start : start + step]
-        scores = block @ coarse.T
-        if probed < len(coarse):
-            near = np.argpartition(-scores, probed - 1, axis=1)[:, :probed]
-        else:
-            near = np.broadcast_to(np.arange(len(coarse)), scores.shape)
-        cells = near.ravel()
-        rows_of = np.repeat(np.arange(len(block)), probed)
-        order = np.argsort(cells, kind="stable")
-        bounds = np.searchsorted(cells[order], np.arange(len(coarse) + 1))
-        best = np.full(len(block), -np.inf, dtype=np.float32)
-        chosen = np.zeros(len(block), dtype=np.intp)
-        for g in range(len(coarse)):
-            rows = rows_of[order[bounds[g] : bounds[g + 1]]]
-            if len(rows) == 0:
-                continue
-            lo, hi = int(cell_offsets[g]), int(cell_offsets[g + 1])
-            sims = block[rows] @ centroids[lo:hi].T
-            arg = sims.argmax(axis=1)
-            value = sims[np.arange(len(rows)), arg]
-            better = value > best[rows]
-            best[rows[better]] = value[better]
-            chosen[rows[better]] = arg[better] + lo
-        out[start : start + step] = chosen
-    return out
