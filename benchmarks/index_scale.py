@@ -233,6 +233,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
     with np.load(qfile) as data:
         queries = [data[f"arr_{i}"] for i in range(len(data.files))]
     base = rss_mb("VmRSS")
+    base_anon = rss_mb("RssAnon")
     for n, (nprobe, candidates, rerank) in enumerate(json.loads(configs_json)):
         # Queries come encoded: the model only supplies the vector size (check_model_key off).
         index = CompressedIndex(
@@ -249,6 +250,11 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             "rss_mb": rss_mb("VmRSS"),
             "rss_before_mb": base,
             "hwm_mb": rss_mb("VmHWM"),
+            # RssFile: pages of the memory-mapped index (and libraries) the searches touched,
+            # clean page cache the kernel can drop; RssAnon: the process's own memory.
+            "rss_anon_mb": rss_mb("RssAnon"),
+            "rss_file_mb": rss_mb("RssFile"),
+            "rss_anon_before_mb": base_anon,
         }
         if n == 0:
             row.update(search_stages(index, queries))
