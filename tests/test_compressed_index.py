@@ -201,6 +201,22 @@ def test_two_level_index_persists_and_searches_like_before(
     assert "new" in reopened and len(reopened) == 81
 
 
+@pytest.mark.parametrize(("n", "count"), [(60_918, 5), (4096, 5), (1000, 17), (30, 3), (5, 5)])
+def test_top_columns_finds_the_largest_values_of_each_row(n: int, count: int) -> None:
+    from colbert_plugins.index.compressed import _top_columns
+
+    rng = np.random.default_rng(n)
+    scores = rng.standard_normal((8, n)).astype(np.float32)
+    scores[0] = 1.0  # ties everywhere
+    scores[1, -1] = 99.0  # the largest value in the (short) last block
+    got = _top_columns(scores, count)
+    assert got.shape == (8, count)
+    for row, columns in zip(scores, got, strict=True):
+        assert len(set(columns.tolist())) == count  # distinct columns
+        np.testing.assert_array_equal(np.sort(row[columns]), np.sort(row)[n - count :])
+    assert n - 1 in got[1]
+
+
 # -- search ------------------------------------------------------------------------------------
 
 

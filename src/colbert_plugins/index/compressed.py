@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -319,7 +320,7 @@ class CompressedIndex(ColBERTIndex):
         # vector gets from a document with no token in a probed centroid (an upper bound).
         wanted = min(nprobe + 1, ncentroids)
         if wanted < ncentroids:
-            probes = np.argpartition(-centroid_scores, wanted - 1, axis=1)[:, :wanted]
+            probes = _top_columns(centroid_scores, wanted)
         else:
             probes = np.broadcast_to(np.arange(ncentroids), centroid_scores.shape)
         probe_scores = np.take_along_axis(centroid_scores, probes, axis=1)
@@ -672,6 +673,30 @@ def _probe_segment(
         seen[docs] = True
     found = np.flatnonzero(seen)
     return found, acc[found]
+
+
+def _top_columns(scores: FloatArray, count: int) -> npt.NDArray[np.intp]:
+    """Column indices of the ``count`` largest values of each row (in no order), exactly.
+
+    ``np.argpartition`` over a [32, 60,000] block of query-centroid scores took 20-25 ms; this
+    takes the maxima of blocks of about ``sqrt(columns)`` columns (one cheap pass), keeps the
+    ``count`` blocks with the largest maxima, which hold the ``count`` largest values (each of
+    those values is at least the ``count``-th largest block maximum), and selects among their
+    columns only."""
+    rows, n = scores.shape
+    block = max(1, math.isqrt(n))
+    starts = np.arange(0, n, block)
+    if len(starts) <= 2 * count:
+        return np.argpartition(scores, n - count, axis=1)[:, n - count :]
+    maxima = np.maximum.reduceat(scores, starts, axis=1)  # [rows, blocks]
+    blocks = np.argpartition(maxima, len(starts) - count, axis=1)[:, len(starts) - count :]
+    columns = (blocks[:, :, None] * block + np.arange(block)).reshape(rows, -1)
+    inside = columns < n  # the last block may be short
+    values = np.take_along_axis(scores, np.minimum(columns, n - 1), axis=1)
+    values[~inside] = -np.inf
+    width = columns.shape[1]
+    chosen = np.argpartition(values, width - count, axis=1)[:, width - count :]
+    return np.take_along_axis(columns, chosen, axis=1)
 
 
 def _prune(
