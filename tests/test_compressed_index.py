@@ -217,6 +217,36 @@ def test_top_columns_finds_the_largest_values_of_each_row(n: int, count: int) ->
     assert n - 1 in got[1]
 
 
+def test_centroids_are_sized_for_the_whole_first_add(
+    tiny_model: ColBERT, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training sees the add's first chunk only, but the centroid count is chosen for every
+    token vector the add will store (estimated from that chunk), capped by 20 training points
+    per centroid."""
+    from colbert_plugins.index import codec as codec_module
+    from colbert_plugins.index import compressed as compressed_module
+
+    monkeypatch.setattr(compressed_module, "TRAIN_DOCUMENTS", 40)
+    seen: list[tuple[int, int]] = []
+    real_train = ResidualCodec.train.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: Any, sample: np.ndarray, ncentroids: int, *args: Any, **kw: Any) -> Any:
+        seen.append((len(sample), ncentroids))
+        return real_train(cls, sample, ncentroids, *args, **kw)
+
+    monkeypatch.setattr(ResidualCodec, "train", classmethod(spy))
+    texts = random_texts(400, seed=11)
+    first = tiny_model.encode_documents(texts[:40])
+    first_tokens = sum(len(v) for v in first)
+    idx = CompressedIndex(tiny_model, tmp_path / "idx")
+    idx.add(texts, ids=[f"d{i}" for i in range(400)])
+    assert len(idx) == 400 and len(seen) == 1
+    expected = codec_module.default_centroids(int(first_tokens * 400 / 40))
+    assert seen[0][1] == max(1, min(expected, first_tokens // 20))
+    # more than sizing for the first chunk alone would give (29 against 14 here)
+    assert seen[0][1] > codec_module.default_centroids(first_tokens)
+
+
 # -- search ------------------------------------------------------------------------------------
 
 
