@@ -191,6 +191,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
     names = ("centroid_scores", "candidates", "prune", "rerank")
     times: dict[str, list[float]] = {name: [] for name in names}
     postings, found = [], []
+    kept: dict[str, list[list[str]]] = {"candidates": [], "prune": []}
     try:
         for q in queries:
             marks = [time.perf_counter()]
@@ -198,8 +199,11 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
             marks.append(time.perf_counter())
             picked = index._candidates(snap, scores, k, None)
             marks.append(time.perf_counter())
+            candidates = picked
             picked = _prune(snap, scores, picked, max(k, index.rerank))
             marks.append(time.perf_counter())
+            kept["candidates"].append([snap.segments[s].ids[i] for s, i in candidates])
+            kept["prune"].append([snap.segments[s].ids[i] for s, i in picked])
             index._rerank(snap, q, picked)
             marks.append(time.perf_counter())
             for name, a, b in zip(names, marks, marks[1:], strict=False):
@@ -220,6 +224,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
         "stages_ms": {name: statistics.median(v) for name, v in times.items()},
         "postings_median": statistics.median(postings),
         "found_median": statistics.median(found),
+        "stage_ids": kept,
     }
 
 
@@ -653,6 +658,17 @@ def run_synthetic_size(
     for row in rows:
         row["recall"] = recall(row["results"], exact)
         report(f"synthetic {docs}", row)
+        if row.get("stage_ids"):
+            # How much of the exact top 10 each stage still holds (the rest is lost there).
+            row["stage_recall"] = {
+                name: recall(got, exact) for name, got in row.pop("stage_ids").items()
+            }
+            print(
+                f"{'':<28} exact top-10 kept after candidates "
+                f"{row['stage_recall']['candidates']:.3f}, after prune "
+                f"{row['stage_recall']['prune']:.3f}, after rerank {row['recall']:.3f}",
+                flush=True,
+            )
         if row.get("stages_ms"):
             stages = "  ".join(f"{k} {v:.1f}" for k, v in row["stages_ms"].items())
             print(
@@ -764,6 +780,28 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
     for key, name in (("p50_ms", "search p50 ms"), ("p95_ms", "search p95 ms")):
         c, e = power([r["rows"][0][key] for r in results])
         fits.append((name, f"log-log: {c:.3g} * tokens^{e:.2f}", lambda t, c=c, e=e: c * t**e))
+    stages = [r["rows"][0].get("stages_ms") for r in results]
+    if all(stages):
+        fns = []
+        for name in stages[0]:
+            a, b = linear([st[name] for st in stages])
+            fns.append((a, b))
+        fits.append(
+            (
+                "p50 ms by stages",
+                "sum of linear fits of stage medians",
+                lambda t, fns=fns: sum(a + b * t for a, b in fns),
+            )
+        )
+        for name in stages[0]:
+            a, b = linear([st[name] for st in stages])
+            fits.append(
+                (
+                    f"  {name} ms",
+                    f"linear: {a:.1f} + {b * 1e6:.2f} per 1M tokens",
+                    lambda t, a=a, b=b: a + b * t,
+                )
+            )
     print(
         f"{'quantity':<20} {'fit':<38} "
         + " ".join(f"{f'{n} ({t / 1e6:.0f}M tok)':>22}" for n, t in targets)
