@@ -137,6 +137,70 @@ def test_without_faiss_an_index_takes_documents_but_cannot_be_created(
         CompressedIndex(tiny_model, tmp_path / "other").add(["a text"])
 
 
+def _clustered(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, dim)).astype(np.float32)
+    x = centers[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_two_level_codec_partitions_centroids_and_assigns_near_exactly() -> None:
+    from colbert_plugins.index import codec as codec_module
+
+    vectors = _clustered(60_000, 32, 300, seed=2)
+    codec = ResidualCodec.train(vectors, 1024, nbits=2)
+    assert codec.coarse is not None and codec.cell_offsets is not None
+    k = len(codec.centroids)
+    assert 0.9 * 1024 <= k <= 1024  # about k, never more (the ids stay 2 bytes)
+    offsets = codec.cell_offsets
+    assert offsets[0] == 0 and offsets[-1] == k and (np.diff(offsets) > 0).all()
+    assert len(codec.coarse) == len(offsets) - 1
+    near = codec.assign(vectors)
+    exact = codec_module.assign(codec.centroids, vectors)
+    assert (near == exact).mean() > 0.9
+    sims = (vectors * codec.centroids[near]).sum(axis=1)
+    best = (vectors * codec.centroids[exact]).sum(axis=1)
+    assert sims.mean() > best.mean() - 0.01  # a missed nearest centroid is a near one
+    decoded = codec.decode(*codec.encode(vectors))
+    assert (decoded * vectors).sum(axis=1).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("k", "counts"),
+    [(10, [5, 0, 5]), (7, [1, 1, 1, 100]), (3, [10, 10, 10, 10, 10]), (50, [2, 3, 4])],
+)
+def test_apportion_shares(k: int, counts: list[int]) -> None:
+    from colbert_plugins.index.codec import _apportion
+
+    c = np.asarray(counts)
+    quota = _apportion(k, c)
+    assert quota.sum() <= k and (quota <= c).all()
+    if (c > 0).sum() <= k:  # room for one centroid in every non-empty cell
+        assert ((quota >= 1) == (c > 0)).all()
+    assert quota.sum() == min(k, int(c.sum()))
+
+
+def test_two_level_index_persists_and_searches_like_before(
+    tiny_model: ColBERT, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colbert_plugins.index import codec as codec_module
+
+    monkeypatch.setattr(codec_module, "TWO_LEVEL_MIN", 4)
+    idx = CompressedIndex(tiny_model, tmp_path / "idx", ncentroids=16)
+    idx.add(random_texts(80, seed=7), ids=[f"d{i}" for i in range(80)])
+    snap = idx._snapshot
+    assert snap.codec is not None and snap.codec.coarse is not None
+    query = tiny_model.encode_queries(["paris capital of france"])[0]
+    before = idx.search_vectors(query, k=5)
+    reopened = CompressedIndex(tiny_model, tmp_path / "idx")
+    codec = reopened._snapshot.codec
+    assert codec is not None and codec.coarse is not None and codec.cell_offsets is not None
+    np.testing.assert_array_equal(codec.cell_offsets, snap.codec.cell_offsets)
+    assert reopened.search_vectors(query, k=5) == before
+    reopened.add(["the capital of france is paris"], ids=["new"])  # encodes with the cells
+    assert "new" in reopened and len(reopened) == 81
+
+
 # -- search ------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -252,6 +253,49 @@ class ColBERTIndex(ABC):
 
 
 # -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------
+
+
+def read_manifest_json(path: Path, missing: str) -> dict[str, Any]:
+    """The JSON object in a saved index's manifest file (``missing``: the error's text when
+    there is no such file)."""
+    if not path.is_file():
+        raise IndexFormatError(missing)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexFormatError(f"{path} does not hold a JSON object")
+    return manifest
+
+
+def check_manifest_fields(
+    path: Path, manifest: Mapping[str, Any], fields: Iterable[tuple[str, type]]
+) -> None:
+    """An :class:`IndexFormatError` naming the first field missing or of the wrong type."""
+    for key, kind in fields:
+        if not isinstance(manifest.get(key), kind):
+            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+
+
+def check_index_model(
+    root: Path, manifest: Mapping[str, Any], model: ColBERT, check_model_key: bool
+) -> None:
+    """An :class:`IndexMismatchError` when the saved index's vectors are not ``model``'s: a
+    different vector size always; a different model key unless ``check_model_key`` is off."""
+    if manifest["dim"] != model.dim:
+        raise IndexMismatchError(
+            f"the index at {root} holds {manifest['dim']}-dim vectors from model "
+            f"{manifest.get('model_name')!r}, but {model.name!r} produces {model.dim}-dim vectors"
+        )
+    if check_model_key and manifest["model_key"] != model.model_key:
+        raise IndexMismatchError(
+            f"the index at {root} was built with model {manifest.get('model_name')!r} "
+            f"(key {str(manifest['model_key'])[:12]}…), not with {model.name!r} "
+            f"(key {model.model_key[:12]}…): its vectors do not match this model's "
+            "queries. Rebuild the index, or pass check_model_key=False if the models "
+            "are known to produce identical vectors"
+        )
 
 
 def check_k(k: Any, name: str = "k") -> int:

@@ -47,12 +47,16 @@ _CODEBOOK_SAMPLE = 1 << 16
 
 
 def default_centroids(tokens: int) -> int:
-    """Number of centroids for an index trained on ``tokens`` vectors: a power of two near
-    ``4 * sqrt(tokens)``, at most ``tokens // 40`` (k-means wants 39+ points per centroid)
-    and 65,536, at least 1."""
+    """Number of centroids for an index of ``tokens`` vectors: a power of two near
+    ``8 * sqrt(tokens)`` (8,192 for the 2M token vectors of 8,000 BEIR passages, 32,768 for
+    100,000 passages, 65,536 from about 400,000), at most ``tokens // 40`` (k-means wants
+    39+ points per centroid) and 65,536 (2-byte ids), at least 1.
+
+    PLAID uses ``16 * sqrt``; fewer centroids keep the inverted lists' bytes per token, and
+    the centroids' fixed cost, within the 40-byte budget on small indexes."""
     if tokens <= 0:
         return 1
-    k = 2 ** round(math.log2(max(1.0, 4 * math.sqrt(tokens))))
+    k = 2 ** round(math.log2(max(1.0, 8 * math.sqrt(tokens))))
     return int(max(1, min(k, tokens // 40, 1 << 16)))
 
 
@@ -63,6 +67,10 @@ class ResidualCodec:
     centroids: FloatArray  # [k, dim] float32, unit norm
     codebooks: FloatArray  # [code_bytes, 256, 8 // nbits] float32
     nbits: int
+    #: Two-level codecs: k-means centroids of the centroids' cells ``[cells, dim]``; the
+    #: centroids of cell ``g`` are rows ``cell_offsets[g]:cell_offsets[g + 1]``. None: one level.
+    coarse: FloatArray | None = None
+    cell_offsets: npt.NDArray[np.int64] | None = None
 
     @property
     def dim(self) -> int:
@@ -89,27 +97,29 @@ class ResidualCodec:
         iterations: int = 4,
         seed: int = 0,
     ) -> ResidualCodec:
-        """k-means over ``sample`` (unit-norm rows), then codebooks for its residuals."""
+        """k-means over ``sample`` (unit-norm rows), then codebooks for its residuals.
+
+        From :data:`TWO_LEVEL_MIN` centroids on, k-means is two-level (see
+        :func:`_two_level_kmeans`), and so is the assignment of vectors to centroids."""
         import faiss  # optional dependency (extra "index"), imported when training
 
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         n, dim = sample.shape
         ncentroids = max(1, min(ncentroids, n))
-        kmeans = faiss.Kmeans(
-            dim,
-            ncentroids,
-            niter=iterations,
-            seed=seed,
-            spherical=True,
-            max_points_per_centroid=64,
-            verbose=False,
+        coarse: FloatArray | None = None
+        cell_offsets: npt.NDArray[np.int64] | None = None
+        if ncentroids >= TWO_LEVEL_MIN:
+            centroids, coarse, cell_offsets = _two_level_kmeans(
+                sample, ncentroids, iterations, seed
+            )
+        else:
+            centroids = _kmeans(sample, ncentroids, iterations, seed)
+        layout = cls(
+            centroids, np.zeros((0, 256, 8 // nbits), np.float32), nbits, coarse, cell_offsets
         )
-        kmeans.train(sample)
-        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
-        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
         rng = np.random.default_rng(seed)
         picked = sample[rng.permutation(n)[:_CODEBOOK_SAMPLE]]
-        residuals = np.ascontiguousarray(picked - centroids[assign(centroids, picked)])
+        residuals = np.ascontiguousarray(picked - centroids[layout.assign(picked)])
         groups = dim * nbits // 8
         pq = faiss.ProductQuantizer(dim, groups, 8)
         if len(residuals) < 256:  # too few to train 256 entries: repeat with tiny jitter
@@ -119,7 +129,9 @@ class ResidualCodec:
         with _one_thread(faiss):  # see _one_thread
             pq.train(residuals)
         codebooks = faiss.vector_to_array(pq.centroids).astype(np.float32)
-        return cls(centroids, codebooks.reshape(groups, 256, 8 // nbits), nbits)
+        return cls(
+            centroids, codebooks.reshape(groups, 256, 8 // nbits), nbits, coarse, cell_offsets
+        )
 
     # -- encoding ----------------------------------------------------------------------------------
 
@@ -133,7 +145,7 @@ class ResidualCodec:
                 for i in range(0, len(vectors), _ENCODE_ROWS)
             ]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        ids = assign(self.centroids, vectors)
+        ids = self.assign(vectors)
         residuals = vectors - self.centroids[ids]
         encoder = self._faiss_encoder()
         if encoder is not None:
@@ -144,6 +156,13 @@ class ResidualCodec:
         else:
             codes = self._numpy_codes(residuals)
         return ids.astype(self.id_dtype), codes
+
+    def assign(self, vectors: FloatArray) -> npt.NDArray[np.intp]:
+        """The centroid of each row: the nearest one (one level), or the nearest among the
+        centroids of the row's :data:`CELLS_PROBED` nearest cells (two levels)."""
+        if self.coarse is None or self.cell_offsets is None:
+            return assign(self.centroids, vectors)
+        return _two_level_assign(self.centroids, self.coarse, self.cell_offsets, vectors)
 
     def _numpy_codes(self, residuals: FloatArray) -> CodeArray:
         """Nearest codebook entry per group, in numpy (the encoder without faiss)."""
@@ -207,4 +226,138 @@ def assign(centroids: FloatArray, vectors: FloatArray) -> npt.NDArray[np.intp]:
     for start in range(0, n, step):
         block = vectors[start : start + step] @ centroids.T
         out[start : start + step] = block.argmax(axis=1)
+    return out
+
+
+def _kmeans(
+    sample: FloatArray, k: int, iterations: int, seed: int, per_centroid: int = 64
+) -> FloatArray:
+    """Spherical k-means with faiss: ``k`` unit-norm centroids."""
+    import faiss
+
+    kmeans = faiss.Kmeans(
+        sample.shape[1],
+        k,
+        niter=iterations,
+        seed=seed,
+        spherical=True,
+        max_points_per_centroid=per_centroid,
+        verbose=False,
+    )
+    kmeans.train(np.ascontiguousarray(sample))
+    centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return centroids
+
+
+def _two_level_kmeans(
+    sample: FloatArray, k: int, iterations: int, seed: int
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """About ``k`` centroids in cells: k-means into ``cells`` (a power of two near
+    ``sqrt(k)``) coarse centroids, then k-means within each cell, its share of ``k`` in
+    proportion to the sample points it holds. Returns the centroids (grouped by cell), the
+    coarse centroids of the non-empty cells, and the cells' offsets into the centroids.
+
+    Training costs ``sample x k / cells`` products instead of ``sample x k``, and so does
+    assigning a vector later (plus ``cells`` for the coarse step): on 515k token vectors of
+    BEIR passages, 4,096 centroids, a tenth of the products; 16,384 centroids trained in
+    two levels fit the vectors better (mean cosine to the nearest centroid 0.833) than
+    4,096 in one (0.782), and assign in 3.4 s against 8.9 s."""
+    n = len(sample)
+    cells = int(min(n, 2 ** round(math.log2(math.sqrt(k)))))
+    coarse = _kmeans(sample, cells, iterations, seed, per_centroid=256)
+    member = assign(coarse, sample)
+    counts = np.bincount(member, minlength=cells)
+    quota = _apportion(k, counts)
+    order = np.argsort(member, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    parts, kept, offsets = [], [], [0]
+    for g in range(cells):
+        if quota[g] == 0:
+            continue
+        points = sample[order[starts[g] : starts[g + 1]]]
+        if quota[g] == len(points):
+            found = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+        elif quota[g] == 1:
+            mean = points.mean(axis=0, keepdims=True)
+            found = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        else:
+            found = _kmeans(points, int(quota[g]), iterations, seed + g)
+        parts.append(found.astype(np.float32))
+        kept.append(g)
+        offsets.append(offsets[-1] + len(found))
+    return (
+        np.ascontiguousarray(np.concatenate(parts)),
+        np.ascontiguousarray(coarse[kept]),
+        np.asarray(offsets, dtype=np.int64),
+    )
+
+
+def _apportion(k: int, counts: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Shares of ``k`` proportional to ``counts`` (largest remainders), each at least 1
+    where the count is non-zero and at most the count; they sum to at most ``k``."""
+    total = int(counts.sum())
+    exact = k * counts / max(total, 1)
+    quota: npt.NDArray[np.int64] = np.minimum(np.floor(exact).astype(np.int64), counts)
+    quota[(counts > 0) & (quota == 0)] = 1
+    while quota.sum() > k:  # the minimum of 1 overshot: take from the largest
+        quota[int(np.argmax(quota))] -= 1
+    spare = k - int(quota.sum())
+    if spare > 0:
+        room = counts - quota
+        for g in np.argsort(-(exact - quota), kind="stable"):
+            if spare == 0:
+                break
+            if room[g] > 0:
+                quota[g] += 1
+                spare -= 1
+    return quota
+
+
+#: Two-level k-means and assignment from this many centroids on.
+TWO_LEVEL_MIN = 1024
+#: Nearest cells whose centroids a vector is compared with (two-level assignment): on the
+#: BEIR sample above, 1 cell found the nearest centroid for 79% of vectors, 2 for 90%, 4 for
+#: 96% (a missed nearest centroid only makes that vector's residual larger).
+CELLS_PROBED = 4
+
+
+def _two_level_assign(
+    centroids: FloatArray,
+    coarse: FloatArray,
+    cell_offsets: npt.NDArray[np.int64],
+    vectors: FloatArray,
+) -> npt.NDArray[np.intp]:
+    """Nearest centroid among those of each row's :data:`CELLS_PROBED` nearest cells."""
+    n = len(vectors)
+    out = np.zeros(n, dtype=np.intp)
+    if n == 0:
+        return out
+    probed = min(CELLS_PROBED, len(coarse))
+    step = max(1, _ASSIGN_ELEMENTS // max(1, len(coarse)))
+    for start in range(0, n, step):
+        block = vectors[start : start + step]
+        scores = block @ coarse.T
+        if probed < len(coarse):
+            near = np.argpartition(-scores, probed - 1, axis=1)[:, :probed]
+        else:
+            near = np.broadcast_to(np.arange(len(coarse)), scores.shape)
+        cells = near.ravel()
+        rows_of = np.repeat(np.arange(len(block)), probed)
+        order = np.argsort(cells, kind="stable")
+        bounds = np.searchsorted(cells[order], np.arange(len(coarse) + 1))
+        best = np.full(len(block), -np.inf, dtype=np.float32)
+        chosen = np.zeros(len(block), dtype=np.intp)
+        for g in range(len(coarse)):
+            rows = rows_of[order[bounds[g] : bounds[g + 1]]]
+            if len(rows) == 0:
+                continue
+            lo, hi = int(cell_offsets[g]), int(cell_offsets[g + 1])
+            sims = block[rows] @ centroids[lo:hi].T
+            arg = sims.argmax(axis=1)
+            value = sims[np.arange(len(rows)), arg]
+            better = value > best[rows]
+            best[rows[better]] = value[better]
+            chosen[rows[better]] = arg[better] + lo
+        out[start : start + step] = chosen
     return out

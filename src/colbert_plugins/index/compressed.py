@@ -57,12 +57,12 @@ from .base import (
     ADD_CHUNK,
     ColBERTIndex,
     IndexedDocument,
-    IndexMismatchError,
     MetadataFilter,
     SearchHit,
     check_documents,
     check_filter,
     check_ids,
+    check_index_model,
     check_json_metadata,
     check_k,
     check_known,
@@ -121,7 +121,10 @@ class CompressedIndex(ColBERTIndex):
         nbits: bits per dimension of the residual codes (1, 2 or 4; 2 by default). Only used
             when the index is created.
         ncentroids: number of k-means centroids (default: a power of two near
-            ``4 * sqrt(tokens)`` of the first documents added, at most 65,536).
+            ``8 * sqrt(tokens)``, at most 65,536, for the token count of the whole first
+            :meth:`add`, estimated from its first documents). Centroids are fixed once
+            trained: when an index will grow far beyond its first add, give the final size's
+            count (see :func:`~colbert_plugins.index.codec.default_centroids`).
         nprobe: centroids probed per query vector (default :data:`DEFAULT_NPROBE`).
         candidates: documents taken from the inverted lists and scored by MaxSim over their
             tokens' centroids (default :data:`DEFAULT_CANDIDATES`).
@@ -491,12 +494,15 @@ class CompressedIndex(ColBERTIndex):
                         else np.zeros((0, dim), np.float32)
                     )
                     if codec is None:
-                        codec = self._train(flat)
+                        # Centroids for the whole call's documents, estimated from this chunk.
+                        expected = len(flat) * len(ids) / max(1, len(vectors))
+                        codec = self._train(flat, expected_tokens=int(expected))
                         codec_info = {
                             "name": save_codec(self.path, codec),
                             "ncentroids": len(codec.centroids),
                             "dim": dim,
                             "nbits": codec.nbits,
+                            "cells": 0 if codec.coarse is None else len(codec.coarse),
                         }
                     if writer is None:
                         writer = SegmentWriter(self.path, codec)
@@ -550,7 +556,7 @@ class CompressedIndex(ColBERTIndex):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _train(self, flat: FloatArray) -> ResidualCodec:
+    def _train(self, flat: FloatArray, expected_tokens: int) -> ResidualCodec:
         try:
             import faiss  # noqa: F401
         except ImportError as exc:
@@ -560,7 +566,10 @@ class CompressedIndex(ColBERTIndex):
             ) from exc
         if len(flat) == 0:
             raise InvalidArgumentError("cannot train the index's centroids on no token vectors")
-        k = self._ncentroids or default_centroids(len(flat))
+        if self._ncentroids:
+            k = min(self._ncentroids, len(flat))
+        else:  # sized for the whole add, with 20+ training points per centroid
+            k = max(1, min(default_centroids(max(len(flat), expected_tokens)), len(flat) // 20))
         rng = np.random.default_rng(0)
         size = min(len(flat), max(k, _SAMPLE_PER_CENTROID * k))
         sample = flat[np.sort(rng.choice(len(flat), size, replace=False))]
@@ -621,20 +630,7 @@ class CompressedIndex(ColBERTIndex):
         return _snapshot(codec, info, segments)
 
     def _check_model(self, manifest: dict[str, Any], check_model_key: bool) -> None:
-        if manifest["dim"] != self.model.dim:
-            raise IndexMismatchError(
-                f"the index at {self.path} holds {manifest['dim']}-dim vectors from model "
-                f"{manifest.get('model_name')!r}, but {self.model.name!r} produces "
-                f"{self.model.dim}-dim vectors"
-            )
-        if check_model_key and manifest["model_key"] != self.model.model_key:
-            raise IndexMismatchError(
-                f"the index at {self.path} was built with model {manifest.get('model_name')!r} "
-                f"(key {str(manifest['model_key'])[:12]}…), not with {self.model.name!r} "
-                f"(key {self.model.model_key[:12]}…): its vectors do not match this model's "
-                "queries. Rebuild the index, or pass check_model_key=False if the models "
-                "are known to produce identical vectors"
-            )
+        check_index_model(self.path, manifest, self.model, check_model_key)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -39,17 +39,19 @@ from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
-    IndexMismatchError,
     MetadataFilter,
     SearchHit,
     check_filter,
     check_ids,
+    check_index_model,
     check_json_metadata,
     check_k,
     check_known,
+    check_manifest_fields,
     check_query_batch,
     check_query_vectors,
     filter_predicate,
+    read_manifest_json,
 )
 
 __all__ = [
@@ -441,20 +443,8 @@ class InMemoryIndex(ColBERTIndex):
         """
         root = Path(path)
         manifest = _read_manifest(root)
+        check_index_model(root, manifest, model, check_model_key)
         dim = model.dim
-        if manifest["dim"] != dim:
-            raise IndexMismatchError(
-                f"the index at {root} holds {manifest['dim']}-dim vectors from model "
-                f"{manifest.get('model_name')!r}, but {model.name!r} produces {dim}-dim vectors"
-            )
-        if check_model_key and manifest["model_key"] != model.model_key:
-            raise IndexMismatchError(
-                f"the index at {root} was built with model {manifest.get('model_name')!r} "
-                f"(key {str(manifest['model_key'])[:12]}…), not with {model.name!r} "
-                f"(key {model.model_key[:12]}…): its vectors do not match this model's "
-                "queries. Rebuild the index, or pass check_model_key=False if the models "
-                "are known to produce identical vectors"
-            )
         try:
             vectors = np.load(root / _VECTORS, allow_pickle=False)
             offsets = np.load(root / _OFFSETS, allow_pickle=False)
@@ -616,13 +606,8 @@ def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> str:
 
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / _MANIFEST
-    if not path.is_file():
-        raise IndexFormatError(f"{root} is not a saved index (no {_MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+    manifest = read_manifest_json(path, f"{root} is not a saved index (no {_MANIFEST})")
+    if manifest.get("format") != FORMAT_NAME:
         raise IndexFormatError(f"{path} is not a colbert-plugins index manifest")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
@@ -630,9 +615,9 @@ def _read_manifest(root: Path) -> dict[str, Any]:
             f"{root} has index format version {version!r}; this version of colbert-plugins "
             f"reads version {FORMAT_VERSION} (upgrade colbert-plugins, or rebuild the index)"
         )
-    for key, kind in (("dim", int), ("count", int), ("tokens", int), ("model_key", str)):
-        if not isinstance(manifest.get(key), kind):
-            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+    check_manifest_fields(
+        path, manifest, (("dim", int), ("count", int), ("tokens", int), ("model_key", str))
+    )
     if manifest.get("dtype") not in _DTYPES:
         raise IndexFormatError(f"{path} has an unsupported dtype {manifest.get('dtype')!r}")
     return manifest

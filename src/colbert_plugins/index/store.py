@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, cast
 import numpy as np
 import numpy.typing as npt
 
-from .base import IndexFormatError
+from .base import IndexFormatError, check_manifest_fields, read_manifest_json
 from .codec import ResidualCodec
 
 __all__ = [
@@ -113,6 +113,9 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
     _write_array(tmp / "centroids.f32", codec.centroids.astype("<f4"))
     _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
+    if codec.coarse is not None and codec.cell_offsets is not None:
+        _write_array(tmp / "coarse.f32", codec.coarse.astype("<f4"))
+        _write_array(tmp / "cell_offsets.i64", codec.cell_offsets.astype("<i8"))
     fsync_dir(tmp)
     os.replace(tmp, root / name)
     fsync_dir(root)
@@ -123,10 +126,19 @@ def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
     base = root / str(info["name"])
     k, dim, nbits = int(info["ncentroids"]), int(info["dim"]), int(info["nbits"])
     per = 8 // nbits
+    cells = int(info.get("cells") or 0)  # absent in indexes written before two-level codecs
+    coarse = cell_offsets = None
+    if cells:
+        coarse = _read_array(base / "coarse.f32", "<f4", (cells, dim))
+        cell_offsets = _read_array(base / "cell_offsets.i64", "<i8", (cells + 1,))
+        if cell_offsets[0] != 0 or cell_offsets[-1] != k or (np.diff(cell_offsets) < 0).any():
+            raise IndexFormatError(f"{base / 'cell_offsets.i64'} does not partition {k} centroids")
     return ResidualCodec(
         centroids=_read_array(base / "centroids.f32", "<f4", (k, dim)),
         codebooks=_read_array(base / "codebooks.f32", "<f4", (dim // per, 256, per)),
         nbits=nbits,
+        coarse=coarse,
+        cell_offsets=cell_offsets,
     )
 
 
@@ -387,15 +399,11 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
-    if not path.is_file():
-        raise IndexFormatError(f"{root} is not a compressed index (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        other = manifest.get("format") if isinstance(manifest, dict) else None
-        hint = " (an InMemoryIndex: open it with InMemoryIndex.load)" if other else ""
+    manifest = read_manifest_json(path, f"{root} is not a compressed index (no {MANIFEST})")
+    if manifest.get("format") != FORMAT_NAME:
+        hint = (
+            " (an InMemoryIndex: open it with InMemoryIndex.load)" if manifest.get("format") else ""
+        )
         raise IndexFormatError(f"{path} is not a compressed colbert-plugins index{hint}")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
@@ -404,9 +412,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"colbert-plugins reads version {FORMAT_VERSION} (use the colbert-plugins version "
             "that wrote it, or rebuild the index)"
         )
-    for key, kind in (("dim", int), ("nbits", int), ("model_key", str), ("segments", list)):
-        if not isinstance(manifest.get(key), kind):
-            raise IndexFormatError(f"{path} lacks a valid {key!r}")
+    check_manifest_fields(
+        path, manifest, (("dim", int), ("nbits", int), ("model_key", str), ("segments", list))
+    )
     return manifest
 
 
