@@ -255,8 +255,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             "rss_before_mb": base,
             "hwm_mb": rss_mb("VmHWM"),
         }
-        if n == 0:
-            row.update(search_stages(index, queries))
+        row.update(search_stages(index, queries))
         if n == 0 and profile:
             import cProfile
             import pstats
