@@ -740,10 +740,31 @@ def summary(results: list[dict[str, Any]]) -> None:
             f"{r['build_s']:>8.0f} {r['build_s_per_mtok']:>8.1f} "
             f"{mb(r['rss_before_build_mb']):>8} {mb(r['build_peak_rss_mb']):>8} "
             f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['rss_mb']:>8.0f} "
-            f"{row['hwm_mb']:>8.0f} {row['recall']:>6.3f} {r['exact_s']:>7.0f} "
+            f"{row['hwm_mb']:>8.0f} {row['recall']:>6.3f} "
+            f"{('+' if r.get('exact_continued_from') else '') + format(r['exact_s'], '.0f'):>7} "
             f"{r['search_stage_s']:>8.0f} {r['load_start']:>5.1f}",
             flush=True,
         )
+    if any(r.get("exact_continued_from") for r in results):
+        print("(+: exact top-10 continued from the previous size, only the new chunks scored)")
+
+
+def summarize_files(files: list[Path]) -> None:
+    """The summary table and projection of synthetic runs printed by separate commands (their
+    JSON lines; the last one of each size wins)."""
+    by_size: dict[int, dict[str, Any]] = {}
+    for file in files:
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{") and '"synthetic_docs"' in line:
+                result = json.loads(line)
+                by_size[result["synthetic_docs"]] = result
+    results = [by_size[n] for n in sorted(by_size)]
+    if not results:
+        raise SystemExit(f"no synthetic result lines in {', '.join(map(str, files))}")
+    summary(results)
+    if len(results) >= 2:
+        last = results[-1]
+        project(results, last["tokens"] / last["synthetic_docs"])
 
 
 def project(results: list[dict[str, Any]], mean_length: float) -> None:
@@ -768,11 +789,15 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
         flush=True,
     )
     fits: list[tuple[str, str, Any]] = []
+    tokens_of = {r["synthetic_docs"]: r["tokens"] for r in results}
     for r in results:
-        r["run_s"] = r["exact_s"] + r["build_s"] + r["build_gen_s"] + r["search_stage_s"]
+        # A continued exact stage scored only the new chunks: scale it to a fresh run's.
+        scored = r["tokens"] - tokens_of.get(r.get("exact_continued_from", 0), 0)
+        r["exact_fresh_s"] = r["exact_s"] * r["tokens"] / max(1, scored)
+        r["run_s"] = r["exact_fresh_s"] + r["build_s"] + r["build_gen_s"] + r["search_stage_s"]
     for key, name in (
         ("build_s", "build s"),
-        ("exact_s", "exact stage s"),
+        ("exact_fresh_s", "exact stage s"),
         ("run_s", "whole run s"),
     ):
         a, b = linear([r[key] for r in results])
@@ -794,26 +819,32 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
         fits.append((name, f"log-log: {c:.3g} * tokens^{e:.2f}", lambda t, c=c, e=e: c * t**e))
     stages = [r["rows"][0].get("stages_ms") for r in results]
     if all(stages):
-        fns = []
+        # Only the candidate stage reads work that grows with the corpus (the probed inverted
+        # lists); the others handle a fixed number of centroids / candidates / reranked
+        # documents, so they are projected at their median over the sizes.
+        parts: list[tuple[str, str, Any]] = []
         for name in stages[0]:
-            a, b = linear([st[name] for st in stages])
-            fns.append((a, b))
+            values = [st[name] for st in stages]
+            if name == "candidates":
+                a, b = linear(values)
+                parts.append(
+                    (
+                        f"  {name} ms",
+                        f"linear: {a:.1f} + {b * 1e6:.2f} per 1M tokens",
+                        lambda t, a=a, b=b: a + b * t,
+                    )
+                )
+            else:
+                m = statistics.median(values)
+                parts.append((f"  {name} ms", "median over sizes (fixed work)", lambda t, m=m: m))
         fits.append(
             (
                 "p50 ms by stages",
-                "sum of linear fits of stage medians",
-                lambda t, fns=fns: sum(a + b * t for a, b in fns),
+                "sum of the stage projections below",
+                lambda t, parts=parts: sum(fn(t) for _, _, fn in parts),
             )
         )
-        for name in stages[0]:
-            a, b = linear([st[name] for st in stages])
-            fits.append(
-                (
-                    f"  {name} ms",
-                    f"linear: {a:.1f} + {b * 1e6:.2f} per 1M tokens",
-                    lambda t, a=a, b=b: a + b * t,
-                )
-            )
+        fits.extend(parts)
     print(
         f"{'quantity':<20} {'fit':<38} "
         + " ".join(f"{f'{n} ({t / 1e6:.0f}M tok)':>22}" for n, t in targets)
@@ -826,7 +857,8 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
         + ", ".join(f"{n}: {last['build_s_per_mtok'] * t / 1e6:.0f} s" for n, t in targets)
     )
     print(
-        "whole run = exact + build + synthetic generation + search subprocess. A projection "
+        "whole run = exact (as if not continued from a smaller size) + build + synthetic "
+        "generation + search subprocess. A projection "
         "from the sizes above, not a measurement; the machine was shared (load column)."
     )
 
@@ -905,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
         _serve(*argv[1:5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["real", "synthetic", "fidelity"])
+    parser.add_argument("part", choices=["real", "synthetic", "fidelity", "summary"])
     parser.add_argument("--corpus", default="beir", choices=["beir", "pydoc"])
     parser.add_argument("--cache", type=Path, help="EmbeddingCache file (index_corpora.py)")
     parser.add_argument("--document-length", type=int, default=None)
@@ -938,6 +970,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        help="summary: files holding the JSON lines of synthetic runs (other lines ignored)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     from colbert_plugins.index.compressed import (
@@ -957,6 +995,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         flush=True,
     )
+    if args.part == "summary":
+        if not args.results:
+            parser.error("summary needs --results FILE [FILE ...]")
+        summarize_files(args.results)
+        return 0
     if args.part == "fidelity":
         run_fidelity(args)
     elif args.part == "real":
