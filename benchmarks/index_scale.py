@@ -254,6 +254,9 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             "rss_mb": rss_mb("VmRSS"),
             "rss_before_mb": base,
             "hwm_mb": rss_mb("VmHWM"),
+            # file-backed pages (the memory-mapped segment files) vs the process's own memory
+            "rss_file_mb": rss_mb("RssFile"),
+            "rss_anon_mb": rss_mb("RssAnon"),
         }
         row.update(search_stages(index, queries))
         if n == 0 and profile:
@@ -289,7 +292,12 @@ def report(label: str, row: dict[str, Any]) -> None:
         f"{label:<28} nprobe {row['nprobe']:>2} cand {row['candidates']:>5} "
         f"rerank {row['rerank']:>5}  "
         f"recall@10 {row['recall']:.3f}  p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
-        f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f})",
+        f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f}"
+        + (
+            f"; mapped files {row['rss_file_mb']:.0f}, anonymous {row['rss_anon_mb']:.0f})"
+            if "rss_file_mb" in row
+            else ")"
+        ),
         flush=True,
     )
 
