@@ -194,6 +194,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
     names = ("centroid_scores", "candidates", "prune", "rerank")
     times: dict[str, list[float]] = {name: [] for name in names}
     postings, found = [], []
+    kept: dict[str, list[list[str]]] = {"candidates": [], "prune": []}
     try:
         for q in queries:
             marks = [time.perf_counter()]
@@ -201,8 +202,11 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
             marks.append(time.perf_counter())
             picked = index._candidates(snap, scores, k, None)
             marks.append(time.perf_counter())
+            candidates = picked
             picked = _prune(snap, scores, picked, max(k, index.rerank))
             marks.append(time.perf_counter())
+            kept["candidates"].append([snap.segments[s].ids[i] for s, i in candidates])
+            kept["prune"].append([snap.segments[s].ids[i] for s, i in picked])
             index._rerank(snap, q, picked)
             marks.append(time.perf_counter())
             for name, a, b in zip(names, marks, marks[1:], strict=False):
@@ -223,6 +227,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
         "stages_ms": {name: statistics.median(v) for name, v in times.items()},
         "postings_median": statistics.median(postings),
         "found_median": statistics.median(found),
+        "stage_ids": kept,
     }
 
 
@@ -256,8 +261,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             "rss_file_mb": rss_mb("RssFile"),
             "rss_anon_before_mb": base_anon,
         }
-        if n == 0:
-            row.update(search_stages(index, queries))
+        row.update(search_stages(index, queries))
         if n == 0 and profile:
             import cProfile
             import pstats
@@ -291,7 +295,12 @@ def report(label: str, row: dict[str, Any]) -> None:
         f"{label:<28} nprobe {row['nprobe']:>2} cand {row['candidates']:>5} "
         f"rerank {row['rerank']:>5}  "
         f"recall@10 {row['recall']:.3f}  p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
-        f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f})",
+        f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f}"
+        + (
+            f"; mapped files {row['rss_file_mb']:.0f}, anonymous {row['rss_anon_mb']:.0f})"
+            if "rss_file_mb" in row
+            else ")"
+        ),
         flush=True,
     )
 
@@ -672,6 +681,17 @@ def run_synthetic_size(
     for row in rows:
         row["recall"] = recall(row["results"], exact)
         report(f"synthetic {docs}", row)
+        if row.get("stage_ids"):
+            # How much of the exact top 10 each stage still holds (the rest is lost there).
+            row["stage_recall"] = {
+                name: recall(got, exact) for name, got in row.pop("stage_ids").items()
+            }
+            print(
+                f"{'':<28} exact top-10 kept after candidates "
+                f"{row['stage_recall']['candidates']:.3f}, after prune "
+                f"{row['stage_recall']['prune']:.3f}, after rerank {row['recall']:.3f}",
+                flush=True,
+            )
         if row.get("stages_ms"):
             stages = "  ".join(f"{k} {v:.1f}" for k, v in row["stages_ms"].items())
             print(
@@ -731,10 +751,31 @@ def summary(results: list[dict[str, Any]]) -> None:
             f"{r['build_s']:>8.0f} {r['build_s_per_mtok']:>8.1f} "
             f"{mb(r['rss_before_build_mb']):>8} {mb(r['build_peak_rss_mb']):>8} "
             f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['rss_mb']:>8.0f} "
-            f"{row['hwm_mb']:>8.0f} {row['recall']:>6.3f} {r['exact_s']:>7.0f} "
+            f"{row['hwm_mb']:>8.0f} {row['recall']:>6.3f} "
+            f"{('+' if r.get('exact_continued_from') else '') + format(r['exact_s'], '.0f'):>7} "
             f"{r['search_stage_s']:>8.0f} {r['load_start']:>5.1f}",
             flush=True,
         )
+    if any(r.get("exact_continued_from") for r in results):
+        print("(+: exact top-10 continued from the previous size, only the new chunks scored)")
+
+
+def summarize_files(files: list[Path]) -> None:
+    """The summary table and projection of synthetic runs printed by separate commands (their
+    JSON lines; the last one of each size wins)."""
+    by_size: dict[int, dict[str, Any]] = {}
+    for file in files:
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{") and '"synthetic_docs"' in line:
+                result = json.loads(line)
+                by_size[result["synthetic_docs"]] = result
+    results = [by_size[n] for n in sorted(by_size)]
+    if not results:
+        raise SystemExit(f"no synthetic result lines in {', '.join(map(str, files))}")
+    summary(results)
+    if len(results) >= 2:
+        last = results[-1]
+        project(results, last["tokens"] / last["synthetic_docs"])
 
 
 def project(results: list[dict[str, Any]], mean_length: float) -> None:
@@ -759,11 +800,15 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
         flush=True,
     )
     fits: list[tuple[str, str, Any]] = []
+    tokens_of = {r["synthetic_docs"]: r["tokens"] for r in results}
     for r in results:
-        r["run_s"] = r["exact_s"] + r["build_s"] + r["build_gen_s"] + r["search_stage_s"]
+        # A continued exact stage scored only the new chunks: scale it to a fresh run's.
+        scored = r["tokens"] - tokens_of.get(r.get("exact_continued_from", 0), 0)
+        r["exact_fresh_s"] = r["exact_s"] * r["tokens"] / max(1, scored)
+        r["run_s"] = r["exact_fresh_s"] + r["build_s"] + r["build_gen_s"] + r["search_stage_s"]
     for key, name in (
         ("build_s", "build s"),
-        ("exact_s", "exact stage s"),
+        ("exact_fresh_s", "exact stage s"),
         ("run_s", "whole run s"),
     ):
         a, b = linear([r[key] for r in results])
@@ -783,6 +828,34 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
     for key, name in (("p50_ms", "search p50 ms"), ("p95_ms", "search p95 ms")):
         c, e = power([r["rows"][0][key] for r in results])
         fits.append((name, f"log-log: {c:.3g} * tokens^{e:.2f}", lambda t, c=c, e=e: c * t**e))
+    stages = [r["rows"][0].get("stages_ms") for r in results]
+    if all(stages):
+        # Only the candidate stage reads work that grows with the corpus (the probed inverted
+        # lists); the others handle a fixed number of centroids / candidates / reranked
+        # documents, so they are projected at their median over the sizes.
+        parts: list[tuple[str, str, Any]] = []
+        for name in stages[0]:
+            values = [st[name] for st in stages]
+            if name == "candidates":
+                a, b = linear(values)
+                parts.append(
+                    (
+                        f"  {name} ms",
+                        f"linear: {a:.1f} + {b * 1e6:.2f} per 1M tokens",
+                        lambda t, a=a, b=b: a + b * t,
+                    )
+                )
+            else:
+                m = statistics.median(values)
+                parts.append((f"  {name} ms", "median over sizes (fixed work)", lambda t, m=m: m))
+        fits.append(
+            (
+                "p50 ms by stages",
+                "sum of the stage projections below",
+                lambda t, parts=parts: sum(fn(t) for _, _, fn in parts),
+            )
+        )
+        fits.extend(parts)
     print(
         f"{'quantity':<20} {'fit':<38} "
         + " ".join(f"{f'{n} ({t / 1e6:.0f}M tok)':>22}" for n, t in targets)
@@ -795,7 +868,8 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
         + ", ".join(f"{n}: {last['build_s_per_mtok'] * t / 1e6:.0f} s" for n, t in targets)
     )
     print(
-        "whole run = exact + build + synthetic generation + search subprocess. A projection "
+        "whole run = exact (as if not continued from a smaller size) + build + synthetic "
+        "generation + search subprocess. A projection "
         "from the sizes above, not a measurement; the machine was shared (load column)."
     )
 
@@ -874,7 +948,7 @@ def main(argv: list[str] | None = None) -> int:
         _serve(*argv[1:5])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["real", "synthetic", "fidelity"])
+    parser.add_argument("part", choices=["real", "synthetic", "fidelity", "summary"])
     parser.add_argument("--corpus", default="beir", choices=["beir", "pydoc"])
     parser.add_argument("--cache", type=Path, help="EmbeddingCache file (index_corpora.py)")
     parser.add_argument("--document-length", type=int, default=None)
@@ -907,6 +981,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        help="summary: files holding the JSON lines of synthetic runs (other lines ignored)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     from colbert_plugins.index.compressed import (
@@ -926,6 +1006,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
         flush=True,
     )
+    if args.part == "summary":
+        if not args.results:
+            parser.error("summary needs --results FILE [FILE ...]")
+        summarize_files(args.results)
+        return 0
     if args.part == "fidelity":
         run_fidelity(args)
     elif args.part == "real":
