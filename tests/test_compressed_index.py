@@ -247,6 +247,28 @@ def test_centroids_are_sized_for_the_whole_first_add(
     assert seen[0][1] > codec_module.default_centroids(first_tokens)
 
 
+def test_inverted_lists_over_many_chunks_name_each_document_once_in_order(
+    tiny_model: ColBERT, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every (centroid, document) pair of the stored tokens is in that centroid's list once,
+    lists sorted by document, when an add is written in many chunks."""
+    from colbert_plugins.index import compressed as compressed_module
+
+    monkeypatch.setattr(compressed_module, "ADD_CHUNK", 7)
+    monkeypatch.setattr(compressed_module, "TRAIN_DOCUMENTS", 30)
+    idx = CompressedIndex(tiny_model, tmp_path / "idx")
+    idx.add(random_texts(100, seed=13), ids=[f"d{i}" for i in range(100)])
+    (seg,) = idx._snapshot.segments
+    k = len(seg.ivf_offsets) - 1
+    expected: list[set[int]] = [set() for _ in range(k)]
+    for doc in range(seg.count):
+        for c in np.asarray(seg.centroid_ids[seg.doc_offsets[doc] : seg.doc_offsets[doc + 1]]):
+            expected[int(c)].add(doc)
+    for c in range(k):
+        listed = np.asarray(seg.ivf_pids[seg.ivf_offsets[c] : seg.ivf_offsets[c + 1]]).tolist()
+        assert listed == sorted(expected[c])
+
+
 # -- search ------------------------------------------------------------------------------------
 
 

@@ -322,7 +322,7 @@ class SegmentWriter:
         self.ids: list[str] = []
         self._lengths: list[npt.NDArray[np.int64]] = []
         self._starts: list[int] = [0]
-        self._pairs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
+        self._pairs: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
         self.tokens = 0
 
     def append(
@@ -353,7 +353,7 @@ class SegmentWriter:
         # Inverted-list postings of this chunk: each (centroid, document) pair once.
         pid = np.repeat(np.arange(first, first + len(ids), dtype=np.int64), lengths)
         key = np.unique(centroid_ids.astype(np.int64) * (1 << 31) + pid)
-        self._pairs.append((key >> 31, (key & ((1 << 31) - 1)).astype(np.int32)))
+        self._pairs.append(((key >> 31).astype(np.int32), (key & ((1 << 31) - 1)).astype(np.int32)))
         self.ids.extend(ids)
         self._lengths.append(np.asarray(lengths, dtype=np.int64))
         self.tokens += int(np.sum(lengths))
@@ -366,14 +366,7 @@ class SegmentWriter:
         count = len(self.ids)
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
         doc_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype("<i8")
-        if self._pairs:
-            cids = np.concatenate([c for c, _ in self._pairs])
-            pids = np.concatenate([p for _, p in self._pairs])
-            order = np.argsort(cids, kind="stable")
-            cids, pids = cids[order], pids[order]
-        else:
-            cids, pids = np.zeros(0, np.int64), np.zeros(0, np.int32)
-        ivf_offsets = np.searchsorted(cids, np.arange(len(self.codec.centroids) + 1))
+        ivf_offsets, pids = self._inverted_lists()
         _write_array(self.tmp / "doc_offsets.i64", doc_offsets)
         _write_array(self.tmp / "ivf_offsets.i64", ivf_offsets.astype("<i8"))
         _write_array(self.tmp / "ivf_pids.i32", pids.astype("<i4"))
@@ -391,6 +384,28 @@ class SegmentWriter:
             "postings": len(pids),
             "deleted": None,
         }
+
+    def _inverted_lists(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """The lists' offsets and document numbers, by a counting sort of the chunks' pairs:
+        each chunk's pairs come sorted by centroid, then document, and chunks come in document
+        order, so placing every chunk's run for a centroid after the previous chunks' runs
+        gives lists sorted by document. 8 bytes per pair held until here, and 4 more for the
+        result (a global argsort held about 44 per pair; the build's peak grew from 2.7 GB at
+        100k synthetic passages to 4.7 GB at 300k)."""
+        k = len(self.codec.centroids)
+        counts = np.zeros(k, dtype=np.int64)
+        for cids, _ in self._pairs:
+            counts += np.bincount(cids, minlength=k)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        pids = np.empty(int(offsets[-1]), dtype=np.int32)
+        filled = offsets[:-1].copy()  # next free slot of each list
+        for cids, chunk_pids in self._pairs:
+            chunk_counts = np.bincount(cids, minlength=k)
+            run_starts = np.concatenate([[0], np.cumsum(chunk_counts)[:-1]])
+            pids[filled[cids] + (np.arange(len(cids)) - run_starts[cids])] = chunk_pids
+            filled += chunk_counts
+        self._pairs = []
+        return offsets, pids
 
     def abort(self) -> None:
         for fh in self._files.values():
