@@ -53,6 +53,7 @@ from .base import (
     filter_predicate,
     read_manifest_json,
 )
+from .store import fsync_dir, fsync_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -399,19 +400,19 @@ class InMemoryIndex(ColBERTIndex):
         try:
             with (tmp / _VECTORS).open("wb") as fh:
                 np.save(fh, vectors, allow_pickle=False)
-                _fsync(fh)
+                fsync_file(fh)
             with (tmp / _OFFSETS).open("wb") as fh:
                 np.save(fh, offsets, allow_pickle=False)
-                _fsync(fh)
+                fsync_file(fh)
             with (tmp / _DOCUMENTS).open("w", encoding="utf-8") as fh:
                 for line in lines:
                     fh.write(line + "\n")
-                _fsync(fh)
+                fsync_file(fh)
             with (tmp / _MANIFEST).open("w", encoding="utf-8") as fh:  # written last
                 json.dump(manifest, fh, indent=2)
                 fh.write("\n")
-                _fsync(fh)
-            _fsync_dir(tmp)
+                fsync_file(fh)
+            fsync_dir(tmp)
             _replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -623,26 +624,11 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _fsync(fh: Any) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _replace_dir(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then removed."""
     if not target.exists():
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return
     old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     os.replace(target, old)
@@ -651,5 +637,5 @@ def _replace_dir(tmp: Path, target: Path) -> None:
     except BaseException:
         os.replace(old, target)  # put the previous index back
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)

@@ -50,6 +50,7 @@ __all__ = [
     "Segment",
     "SegmentWriter",
     "fsync_dir",
+    "fsync_file",
     "load_codec",
     "read_manifest",
     "save_codec",
@@ -68,6 +69,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the platform can."""
     if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
         return
     fd = os.open(path, os.O_RDONLY)
@@ -77,7 +79,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync(fh: Any) -> None:
+def fsync_file(fh: Any) -> None:
+    """Flush an open file's buffers and the file itself to disk."""
     fh.flush()
     os.fsync(fh.fileno())
 
@@ -85,7 +88,7 @@ def _fsync(fh: Any) -> None:
 def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
     with path.open("wb") as fh:
         fh.write(np.ascontiguousarray(array).tobytes())
-        _fsync(fh)
+        fsync_file(fh)
 
 
 def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -361,7 +364,7 @@ class SegmentWriter:
     def finish(self) -> dict[str, Any]:
         """Write the remaining files, flush everything, rename into place; return its info."""
         for fh in self._files.values():
-            _fsync(fh)
+            fsync_file(fh)
             fh.close()
         count = len(self.ids)
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
@@ -373,7 +376,7 @@ class SegmentWriter:
         _write_array(self.tmp / "doc_starts.i64", np.asarray(self._starts, dtype="<i8"))
         with (self.tmp / "ids.json").open("w", encoding="utf-8") as ids_file:
             json.dump(self.ids, ids_file, ensure_ascii=False)
-            _fsync(ids_file)
+            fsync_file(ids_file)
         fsync_dir(self.tmp)
         os.replace(self.tmp, self.root / self.name)
         fsync_dir(self.root)
@@ -422,7 +425,7 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     with tmp.open("w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1)
         fh.write("\n")
-        _fsync(fh)
+        fsync_file(fh)
     os.replace(tmp, root / MANIFEST)
     fsync_dir(root)
 
