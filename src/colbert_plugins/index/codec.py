@@ -114,19 +114,17 @@ class ResidualCodec:
             )
         else:
             centroids = _kmeans(sample, ncentroids, iterations, seed)
-        layout = cls(
-            centroids, np.zeros((0, 256, 8 // nbits), np.float32), nbits, coarse, cell_offsets
-        )
         rng = np.random.default_rng(seed)
         picked = sample[rng.permutation(n)[:_CODEBOOK_SAMPLE]]
-        residuals = np.ascontiguousarray(picked - centroids[layout.assign(picked)])
+        nearest = _nearest(centroids, coarse, cell_offsets, picked)
+        residuals = np.ascontiguousarray(picked - centroids[nearest])
         groups = dim * nbits // 8
         pq = faiss.ProductQuantizer(dim, groups, 8)
         if len(residuals) < 256:  # too few to train 256 entries: repeat with tiny jitter
             reps = -(-256 // max(1, len(residuals)))
             residuals = np.tile(residuals, (reps, 1))
             residuals += rng.normal(0, 1e-4, residuals.shape).astype(np.float32)
-        with _one_thread(faiss):  # see _one_thread
+        with _one_thread():
             pq.train(residuals)
         codebooks = faiss.vector_to_array(pq.centroids).astype(np.float32)
         return cls(
@@ -149,9 +147,7 @@ class ResidualCodec:
         residuals = vectors - self.centroids[ids]
         encoder = self._faiss_encoder()
         if encoder is not None:
-            import faiss
-
-            with _one_thread(faiss):
+            with _one_thread():
                 codes = encoder.compute_codes(np.ascontiguousarray(residuals))
         else:
             codes = self._numpy_codes(residuals)
@@ -160,9 +156,7 @@ class ResidualCodec:
     def assign(self, vectors: FloatArray) -> npt.NDArray[np.intp]:
         """The centroid of each row: the nearest one (one level), or the nearest among the
         centroids of the row's :data:`CELLS_PROBED` nearest cells (two levels)."""
-        if self.coarse is None or self.cell_offsets is None:
-            return assign(self.centroids, vectors)
-        return _two_level_assign(self.centroids, self.coarse, self.cell_offsets, vectors)
+        return _nearest(self.centroids, self.coarse, self.cell_offsets, vectors)
 
     def _numpy_codes(self, residuals: FloatArray) -> CodeArray:
         """Nearest codebook entry per group, in numpy (the encoder without faiss)."""
@@ -206,16 +200,30 @@ class ResidualCodec:
 
 
 @contextlib.contextmanager
-def _one_thread(faiss: Any) -> Iterator[None]:
+def _one_thread() -> Iterator[None]:
     """faiss on one OpenMP thread for the duration: product-quantizer kernels are too small
     to share. With another process on the 2 cores, training the codebooks took 21.8 s on
     2 threads against 4.8 s on 1 (65,536 residuals, 32 groups of 256 entries)."""
+    import faiss
+
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def _nearest(
+    centroids: FloatArray,
+    coarse: FloatArray | None,
+    cell_offsets: npt.NDArray[np.int64] | None,
+    vectors: FloatArray,
+) -> npt.NDArray[np.intp]:
+    """:meth:`ResidualCodec.assign` for centroids that may not have codebooks yet."""
+    if coarse is None or cell_offsets is None:
+        return assign(centroids, vectors)
+    return _two_level_assign(centroids, coarse, cell_offsets, vectors)
 
 
 def assign(centroids: FloatArray, vectors: FloatArray) -> npt.NDArray[np.intp]:
