@@ -108,9 +108,11 @@ def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArra
 
 
 def _random_access(mapped: np.memmap[Any, Any]) -> None:
-    """Tell the kernel that reads are random: a search touches a few documents' rows, and
-    the default read-ahead pulled in enough neighbouring pages that a serving process's RSS
-    approached the index size (where the platform has ``madvise``)."""
+    """Tell the kernel that reads are random (where the platform has ``madvise``): a search
+    touches a few documents' rows, so read-ahead from disk is wasted. Measured: it did not
+    change the RSS of searches on an index already in the page cache (the mapped pages there
+    come from the kernel's fault-around, which this advice does not stop); a cold index,
+    where read-ahead applies, was not measured."""
     advice = getattr(mmap, "MADV_RANDOM", None)
     handle = getattr(mapped, "_mmap", None)
     if advice is not None and handle is not None and hasattr(handle, "madvise"):
