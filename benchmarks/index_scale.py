@@ -249,12 +249,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             model, path, nprobe=nprobe, candidates=candidates, rerank=rerank, check_model_key=False
         )
         index.search_vectors(queries[0], k=10)  # warm up
-        times, results = [], []
-        for q in queries:
-            start = time.perf_counter()
-            hits = index.search_vectors(q, k=10)
-            times.append(time.perf_counter() - start)
-            results.append([h.id for h in hits])
+        times, results = timed_top10(index, queries)
         row = {
             "rss_mb": rss_mb("VmRSS"),
             "rss_before_mb": base,
@@ -879,6 +874,17 @@ def project(results: list[dict[str, Any]], mean_length: float) -> None:
     )
 
 
+def timed_top10(index: Any, queries: list[np.ndarray]) -> tuple[list[float], list[list[str]]]:
+    """Seconds per ``search_vectors(q, k=10)`` and the ids it returned, per query."""
+    times, got = [], []
+    for q in queries:
+        start = time.perf_counter()
+        hits = index.search_vectors(q, k=10)
+        times.append(time.perf_counter() - start)
+        got.append([h.id for h in hits])
+    return times, got
+
+
 def compare(
     model: Any,
     synth: Synthetic,
@@ -898,12 +904,7 @@ def compare(
         docs = synth.chunk(c, size)
         part = ids[c * chunk : c * chunk + size]
         exact_index._upsert(part, part, [{} for _ in part], docs)
-    times = []
-    got = []
-    for q in queries:
-        start = time.perf_counter()
-        got.append([h.id for h in exact_index.search_vectors(q, k=10)])
-        times.append(time.perf_counter() - start)
+    times, got = timed_top10(exact_index, queries)
     out["exact"] = {
         "p50_ms": 1000 * statistics.median(times),
         "p95_ms": 1000 * percentile(times, 0.95),
@@ -926,11 +927,7 @@ def compare(
             part = ids[c * chunk : c * chunk + size]
             qdrant._upsert(part, part, [{} for _ in part], docs)
         load_s = time.perf_counter() - start
-        times, got = [], []
-        for q in queries[: args.qdrant_queries]:
-            start = time.perf_counter()
-            got.append([h.id for h in qdrant.search_vectors(q, k=10)])
-            times.append(time.perf_counter() - start)
+        times, got = timed_top10(qdrant, queries[: args.qdrant_queries])
     out["qdrant_local"] = {
         "p50_ms": 1000 * statistics.median(times),
         "p95_ms": 1000 * percentile(times, 0.95),
