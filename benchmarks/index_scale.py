@@ -41,6 +41,7 @@ Prints one table row per configuration and a JSON line with every number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -602,10 +603,20 @@ def run_synthetic_size(
     result: dict[str, Any] = {"synthetic_docs": docs, "load_start": load()}
     print(f"\n== synthetic {docs} passages (load {result['load_start']}) ==", flush=True)
 
+    kept = None
+    if args.keep:  # the exact top-10 and the index persist there, and are reused when present
+        kept = args.keep / f"synthetic-{docs}-seed{args.seed}-queries{len(queries)}"
+        kept.mkdir(parents=True, exist_ok=True)
     hwm_ok = reset_hwm()
     rss_before_exact = rss_mb("VmRSS")
     start = time.perf_counter()
-    state = exact_synthetic(synth, queries, docs, args.exact_queries, carry)
+    if kept is not None and (kept / "exact.json").exists():
+        state = json.loads((kept / "exact.json").read_text())
+        print(f"exact top-10 read from {kept / 'exact.json'}", flush=True)
+    else:
+        state = exact_synthetic(synth, queries, docs, args.exact_queries, carry)
+        if kept is not None:
+            (kept / "exact.json").write_text(json.dumps(state))
     exact_s = time.perf_counter() - start
     exact = [[f"s{d}" for _, d in b] for b in state["best"]]
     tokens = state["tokens"]
@@ -639,12 +650,27 @@ def run_synthetic_size(
             gen[1] += time.process_time() - cpu
             yield slice(c * CHUNK, c * CHUNK + size), part
 
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    place = (
+        contextlib.nullcontext(str(kept))
+        if kept is not None
+        else tempfile.TemporaryDirectory(dir=args.workdir)
+    )
+    with place as tmp:
         path = Path(tmp) / "idx"
-        hwm_ok = reset_hwm()
-        before = rss_mb("VmRSS")
-        wall, cpu = build(path, model, ids, chunks(), ids)
-        peak = rss_mb("VmHWM") if hwm_ok else None
+        built = Path(tmp) / "build.json"
+        if kept is not None and built.exists() and (path / "manifest.json").exists():
+            print(f"index reused from {path} (build figures from {built})", flush=True)
+            saved = json.loads(built.read_text())
+            wall, cpu, gen[:] = saved["wall"], saved["cpu"], saved["gen"]
+            before, peak = saved["before"], saved["peak"]
+        else:
+            hwm_ok = reset_hwm()
+            before = rss_mb("VmRSS")
+            wall, cpu = build(path, model, ids, chunks(), ids)
+            peak = rss_mb("VmHWM") if hwm_ok else None
+            if kept is not None:
+                record = {"wall": wall, "cpu": cpu, "gen": gen, "before": before, "peak": peak}
+                built.write_text(json.dumps(record))
         index = CompressedIndex(model, path)
         seconds = wall - gen[0]
         result.update(
@@ -990,6 +1016,13 @@ def main(argv: list[str] | None = None) -> int:
         help="summary: files holding the JSON lines of synthetic runs (other lines ignored)",
     )
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="synthetic: keep each size's exact top-10 and index under this folder, and reuse "
+        "them when they are there (to rerun searches without rebuilding)",
+    )
     args = parser.parse_args(argv)
     from colbert_plugins.index.compressed import (
         DEFAULT_CANDIDATES,
