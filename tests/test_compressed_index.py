@@ -105,6 +105,35 @@ def test_codec_round_trip_is_close() -> None:
     assert cosine.mean() > centroid_only.mean() + 0.1  # the residual codes carry information
 
 
+def test_codec_scales_unit_norm_and_similarities_without_decoding() -> None:
+    """The stored scale bytes make decoded vectors unit-norm (to the bytes' 0.27%), close
+    to exact renormalization; scoring from codes equals scoring the decoded vectors."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    codec = ResidualCodec.train(vectors, 16, nbits=2)
+    ids, codes = codec.encode(vectors)
+    scales = codec.scales(ids, codes)
+    assert scales.dtype == np.uint8 and scales.shape == (3000,)
+    assert len(np.unique(scales)) > 3  # the norms vary, and so do their bytes
+    scaled = codec.decode(ids, codes, scales)
+    np.testing.assert_allclose(np.linalg.norm(scaled, axis=1), 1.0, atol=0.003)
+    renormalized = codec.decode(ids, codes)
+    assert float(np.abs(scaled - renormalized).max()) < 0.003
+    query = rng.standard_normal((5, 32)).astype(np.float32)
+    sims = codec.similarities(query, query @ codec.centroids.T, ids, codes, scales)
+    np.testing.assert_allclose(sims, query @ scaled.T, rtol=1e-5, atol=1e-5)
+
+
+def test_quantize_scales_round_trip() -> None:
+    from colbert_plugins.index.codec import SCALES, quantize_scales
+
+    values = np.linspace(0.55, 1.9, 500)
+    decoded = SCALES[quantize_scales(values)]
+    assert float(np.abs(decoded / values - 1).max()) <= 0.0028
+    assert quantize_scales([0.1, 5.0]).tolist() == [0, 255]  # clipped, not wrapped
+
+
 @pytest.mark.parametrize("nbits", [1, 2, 4])
 def test_codec_faiss_and_numpy_encoders_agree(nbits: int) -> None:
     """The faiss encoder (used when faiss is installed) and the numpy fallback pick the same
@@ -319,8 +348,9 @@ def test_bytes_per_token(index: CompressedIndex) -> None:
     snap = index._snapshot
     assert snap.codec is not None
     k = len(snap.codec.centroids)
-    fixed = k * 8 * 4 + (k + 1) * 8 + (len(index) + 1) * 8
-    assert index.vector_bytes() <= index.tokens * (2 + 2 + 4) + fixed
+    fixed = k * 8 * 2 + (k + 1) * 8 + (len(index) + 1) * 8  # float16 centroids, offsets
+    # codes, centroid id, scale byte, postings
+    assert index.vector_bytes() <= index.tokens * (2 + 2 + 1 + 4) + fixed
     assert index.disk_bytes() > index.vector_bytes()
 
 
@@ -413,6 +443,63 @@ def test_bad_arguments(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
 
 
 # -- foreign indexes ---------------------------------------------------------------------------
+
+
+def test_stores_float16_centroids_and_scales(index: CompressedIndex, tiny_model: ColBERT) -> None:
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    codec_dir = index.path / manifest["codec"]["name"]
+    assert manifest["codec"]["centroids"] == "centroids.f16"
+    assert (codec_dir / "centroids.f16").is_file() and not (codec_dir / "centroids.f32").exists()
+    for seg in manifest["segments"]:
+        assert seg["scales"] is True
+        assert (index.path / seg["name"] / "scales.u8").stat().st_size == seg["tokens"]
+    reopened = CompressedIndex(tiny_model, index.path)
+    assert index._snapshot.codec is not None and reopened._snapshot.codec is not None
+    np.testing.assert_array_equal(
+        reopened._snapshot.codec.centroids, index._snapshot.codec.centroids
+    )
+
+
+def _downgrade_to_version_1(path: pathlib.Path) -> None:
+    """Rewrite an index as format version 1 wrote it: float32 centroids, no scales."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    codec_dir = path / manifest["codec"]["name"]
+    dim = manifest["dim"]
+    centroids = np.fromfile(codec_dir / "centroids.f16", dtype="<f2").reshape(-1, dim)
+    centroids.astype("<f4").tofile(codec_dir / "centroids.f32")
+    (codec_dir / "centroids.f16").unlink()
+    del manifest["codec"]["centroids"]
+    for seg in manifest["segments"]:
+        (path / seg["name"] / "scales.u8").unlink()
+        del seg["scales"]
+    manifest["format_version"] = 1
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_reads_version_1_and_writes_scales_in_new_segments(
+    index: CompressedIndex, tiny_model: ColBERT
+) -> None:
+    query = tiny_model.encode_queries(["paris capital of france"])[0]
+    before = index.search_vectors(query, k=10)
+    _downgrade_to_version_1(index.path)
+    old = CompressedIndex(tiny_model, index.path)
+    assert all(seg.scales is None for seg in old._snapshot.segments)
+    after = old.search_vectors(query, k=10)
+    # renormalized instead of scaled by bytes: the same documents, scores within 0.3%
+    assert {h.id for h in after[:5]} == {h.id for h in before[:5]}
+    np.testing.assert_allclose(
+        sorted(h.score for h in after), sorted(h.score for h in before), rtol=0.003
+    )
+    old.add(["the capital of france is paris"], ids=["new"])
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    assert [seg.get("scales", False) for seg in manifest["segments"]] == [False, True]
+    mixed = CompressedIndex(tiny_model, index.path)
+    assert "new" in {h.id for h in mixed.search_vectors(query, k=len(mixed))}
+    mixed.compact()  # rewrites every segment, with scales
+    assert all(seg.scales is not None for seg in mixed._snapshot.segments)
+    assert len(mixed) == 121
 
 
 def test_refuses_other_format_version(index: CompressedIndex, tiny_model: ColBERT) -> None:

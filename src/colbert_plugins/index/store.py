@@ -7,10 +7,11 @@ A directory holds:
   writes a new manifest to a temporary file, flushes it to disk and renames it over the old
   one (:func:`os.replace`, atomic on POSIX): readers and a reopened index see either the
   previous commit or the new one, never a mix.
-- ``codec-N/``: ``centroids.f32`` and ``codebooks.f32`` (see
-  :mod:`~colbert_plugins.index.codec`), written once.
+- ``codec-N/``: ``centroids.f16`` (``centroids.f32`` in version 1) and ``codebooks.f32``
+  (see :mod:`~colbert_plugins.index.codec`), written once.
 - ``seg-N/``: one immutable segment. ``centroid_ids`` (one per token), ``codes`` (packed
-  residuals, ``[tokens, code_bytes]``), ``doc_offsets.i64`` (document ``i`` owns tokens
+  residuals, ``[tokens, code_bytes]``), ``scales.u8`` (one scale byte per token; absent in
+  segments written by version 1), ``doc_offsets.i64`` (document ``i`` owns tokens
   ``doc_offsets[i]:doc_offsets[i+1]``), the inverted lists ``ivf_offsets.i64`` /
   ``ivf_pids.i32`` (centroid ``c`` -> the documents with a token in it, each once),
   ``ids.json``, ``documents.jsonl`` (``{"id", "text", "metadata"}`` per line) with the byte
@@ -47,6 +48,7 @@ from .codec import ResidualCodec
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "Segment",
     "SegmentWriter",
     "fsync_dir",
@@ -60,8 +62,12 @@ __all__ = [
 
 #: ``format`` field of a compressed index's manifest.
 FORMAT_NAME = "colbert-plugins-compressed-index"
-#: Version of the on-disk layout; other versions are refused with :class:`IndexFormatError`.
-FORMAT_VERSION = 1
+#: Version of the on-disk layout that this code writes. Version 2 added float16 centroids
+#: and the scale bytes of token vectors.
+FORMAT_VERSION = 2
+#: Versions this code reads (a version 1 index is searched by renormalizing decoded vectors;
+#: its new segments get scales); others are refused with :class:`IndexFormatError`.
+READABLE_VERSIONS = (1, 2)
 
 MANIFEST = "manifest.json"
 Int64Array = npt.NDArray[np.int64]
@@ -131,7 +137,9 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     """Write the codec to a new ``codec-*`` directory under ``root``; return its name."""
     name = f"codec-{uuid.uuid4().hex[:12]}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
-    _write_array(tmp / "centroids.f32", codec.centroids.astype("<f4"))
+    _write_array(
+        tmp / centroid_file(codec), codec.centroids.astype(_CENTROID_DTYPES[centroid_file(codec)])
+    )
     _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
     if codec.coarse is not None and codec.cell_offsets is not None:
         _write_array(tmp / "coarse.f32", codec.coarse.astype("<f4"))
@@ -142,8 +150,21 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     return name
 
 
+_CENTROID_DTYPES = {"centroids.f16": "<f2", "centroids.f32": "<f4"}
+
+
+def centroid_file(codec: ResidualCodec) -> str:
+    """The file that stores the codec's centroids: float16 when that is exact (centroids
+    trained since format version 2), float32 otherwise."""
+    exact = np.array_equal(codec.centroids.astype(np.float16).astype(np.float32), codec.centroids)
+    return "centroids.f16" if exact else "centroids.f32"
+
+
 def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
     base = root / str(info["name"])
+    file = str(info.get("centroids", "centroids.f32"))  # version 1 names no file
+    if file not in _CENTROID_DTYPES:
+        raise IndexFormatError(f"{base}: unknown centroid file {file!r}")
     k, dim, nbits = int(info["ncentroids"]), int(info["dim"]), int(info["nbits"])
     per = 8 // nbits
     cells = int(info.get("cells") or 0)  # absent in indexes written before two-level codecs
@@ -154,7 +175,7 @@ def load_codec(root: Path, info: dict[str, Any]) -> ResidualCodec:
         if cell_offsets[0] != 0 or cell_offsets[-1] != k or (np.diff(cell_offsets) < 0).any():
             raise IndexFormatError(f"{base / 'cell_offsets.i64'} does not partition {k} centroids")
     return ResidualCodec(
-        centroids=_read_array(base / "centroids.f32", "<f4", (k, dim)),
+        centroids=_read_array(base / file, _CENTROID_DTYPES[file], (k, dim)).astype(np.float32),
         codebooks=_read_array(base / "codebooks.f32", "<f4", (dim // per, 256, per)),
         nbits=nbits,
         coarse=coarse,
@@ -175,6 +196,7 @@ class Segment:
     doc_offsets: Int64Array
     centroid_ids: npt.NDArray[Any]
     codes: npt.NDArray[np.uint8]
+    scales: npt.NDArray[np.uint8] | None  # None: a segment written by format version 1
     ivf_offsets: Int64Array
     ivf_pids: npt.NDArray[np.int32]
     doc_starts: Int64Array
@@ -203,6 +225,7 @@ class Segment:
             self.doc_offsets,
             self.centroid_ids,
             self.codes,
+            self.scales,
             self.ivf_offsets,
             self.ivf_pids,
             self.doc_starts,
@@ -279,6 +302,7 @@ class Segment:
             doc_offsets=doc_offsets,
             centroid_ids=_map(base / "centroid_ids", codec.id_dtype.newbyteorder("<"), (tokens,)),
             codes=_map(base / "codes", np.uint8, (tokens, codec.code_bytes)),
+            scales=_map(base / "scales.u8", np.uint8, (tokens,)) if info.get("scales") else None,
             ivf_offsets=_read_array(base / "ivf_offsets.i64", "<i8", (len(codec.centroids) + 1,)),
             ivf_pids=_map(base / "ivf_pids.i32", "<i4", (postings,)),
             doc_starts=_read_array(base / "doc_starts.i64", "<i8", (count + 1,)),
@@ -293,6 +317,7 @@ class Segment:
             "tokens": self.tokens,
             "postings": len(self.ivf_pids),
             "deleted": self.deleted_file,
+            "scales": self.scales is not None,
         }
 
 
@@ -322,7 +347,7 @@ class SegmentWriter:
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
         self._files: dict[str, BinaryIO] = {
             key: (self.tmp / key).open("wb")
-            for key in ("centroid_ids", "codes", "documents.jsonl", "metadata.jsonl")
+            for key in ("centroid_ids", "codes", "scales.u8", "documents.jsonl", "metadata.jsonl")
         }
         self.ids: list[str] = []
         self._lengths: list[npt.NDArray[np.int64]] = []
@@ -346,6 +371,7 @@ class SegmentWriter:
             ).tobytes()
         )
         self._files["codes"].write(np.ascontiguousarray(codes, dtype=np.uint8).tobytes())
+        self._files["scales.u8"].write(self.codec.scales(centroid_ids, codes).tobytes())
         documents = self._files["documents.jsonl"]
         for line in lines:
             documents.write(line)
@@ -388,6 +414,7 @@ class SegmentWriter:
             "tokens": int(doc_offsets[-1]),
             "postings": len(pids),
             "deleted": None,
+            "scales": True,
         }
 
     def _inverted_lists(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
@@ -441,10 +468,11 @@ def read_manifest(root: Path) -> dict[str, Any]:
         )
         raise IndexFormatError(f"{path} is not a compressed colbert-plugins index{hint}")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise IndexFormatError(
             f"{root} has compressed index format version {version!r}; this version of "
-            f"colbert-plugins reads version {FORMAT_VERSION} (use the colbert-plugins version "
+            f"colbert-plugins reads versions {readable} (use the colbert-plugins version "
             "that wrote it, or rebuild the index)"
         )
     check_manifest_fields(
