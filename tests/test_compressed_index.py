@@ -755,6 +755,26 @@ def test_writer_killed_during_the_first_add(
     assert len(CompressedIndex(tiny_model, path)) == 30
 
 
+def test_probe_counts_each_document_once_per_query_vector_with_its_best_gain() -> None:
+    """A document in several probed lists of one query vector gets the best of their gains
+    (not their sum); gains of different query vectors add up."""
+    from types import SimpleNamespace
+
+    from colbert_plugins.index.compressed import _probe_segment
+
+    # lists: centroid 0 -> docs 0, 1; centroid 1 -> docs 1, 2; centroid 2 -> doc 0
+    seg = SimpleNamespace(
+        count=4,
+        ivf_offsets=np.array([0, 2, 4, 5]),
+        ivf_pids=np.array([0, 1, 1, 2, 0], dtype=np.int32),
+    )
+    probes = np.array([[0, 1], [2, 0]])  # per query vector, ascending gain
+    gains = np.array([[0.1, 0.5], [0.2, 0.3]], dtype=np.float32)
+    found, approx = _probe_segment(seg, probes, gains)  # type: ignore[arg-type]
+    assert found.tolist() == [0, 1, 2]  # doc 3 is in no probed list
+    np.testing.assert_allclose(approx, [0.1 + 0.3, 0.5 + 0.3, 0.5])
+
+
 def test_pruning_keeps_the_best_by_centroid_maxsim(index: CompressedIndex) -> None:
     """candidates > rerank: the reranked documents are the best by MaxSim over their tokens'
     centroids (computed here independently), then ordered by decompressed MaxSim."""

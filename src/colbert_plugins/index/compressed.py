@@ -677,7 +677,6 @@ def _probe_segment(
     (over the missing-similarity baseline): per query vector, the gain of the best probed
     centroid the document has a token in."""
     acc = np.zeros(seg.count, dtype=np.float32)
-    best = np.zeros(seg.count, dtype=np.float32)
     seen = np.zeros(seg.count, dtype=bool)
     offsets = seg.ivf_offsets
     for row in range(len(probes)):
@@ -687,10 +686,10 @@ def _probe_segment(
         if not lengths.any():
             continue
         docs = seg.ivf_pids[_ranges(starts, lengths)]
-        # Lists come in ascending score order, so the last write per document is its best;
-        # a fancy += with repeated indices applies once, so each document counts once.
-        best[docs] = np.repeat(gains[row], lengths)
-        acc[docs] += best[docs]
+        # A fancy += with repeated indices reads every old value, then writes in order, so a
+        # document in several probed lists gets one gain, the last written; the lists come
+        # in ascending score order, so that is its best probed centroid's.
+        acc[docs] += np.repeat(gains[row], lengths)
         seen[docs] = True
     found = np.flatnonzero(seen)
     return found, acc[found]
