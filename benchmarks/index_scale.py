@@ -212,7 +212,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
             marks.append(time.perf_counter())
             kept["candidates"].append([snap.segments[s].ids[i] for s, i in candidates])
             kept["prune"].append([snap.segments[s].ids[i] for s, i in picked])
-            index._rerank(snap, q, picked)
+            index._rerank(snap, q, scores, picked)
             marks.append(time.perf_counter())
             for name, a, b in zip(names, marks, marks[1:], strict=False):
                 times[name].append(1000 * (b - a))
