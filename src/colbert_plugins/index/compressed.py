@@ -3,21 +3,24 @@
 PLAID-style (the design of colbert-ai's PLAID and of FastPlaid / NextPlaid), written for numpy:
 
 - **Compression** (:mod:`.codec`): every token vector becomes the id of its nearest k-means
-  centroid plus its residual product-quantized to 2 bits per dimension (128 dims: 32 bytes +
-  2 bytes of id), instead of 512 bytes of float32. Centroids (about ``8 * sqrt`` of the
-  first add's token vectors, in cells of a two-level k-means so that assigning a vector costs
-  a few hundred products, not one per centroid) and codebooks are trained with faiss on the
+  centroid plus its residual product-quantized to 2 bits per dimension, plus one scale byte
+  (128 dims: 32 bytes + 2 bytes of id + 1), instead of 512 bytes of float32. Centroids (up to
+  ``16 * sqrt`` of the first add's token vectors, :func:`.codec.default_centroids`, in cells
+  of a two-level k-means so that assigning a vector costs a few hundred products, not one per
+  centroid) and codebooks are trained with faiss on the
   first documents added and fixed afterwards.
 - **Candidates**: each query vector probes its ``nprobe`` nearest centroids; the inverted
   list of a centroid names the documents with a token there. A document's approximate score
   sums, over query vectors, the best probed centroid score it has, and the score of the worst
   probed centroid where it has none (the "missing similarity" estimate of XTR / WARP).
-- **Rerank**: the ``candidates`` best documents by that estimate are decompressed and scored
-  with MaxSim; the best ``k`` are returned. Their scores are MaxSim over the decompressed
-  vectors (within about 1e-2 of the exact MaxSim for a unit-normalized query vector).
+- **Prune**: the ``candidates`` best documents by that estimate are scored by MaxSim over
+  their tokens' centroids (PLAID's centroid interaction, lookups in the query-centroid scores).
+- **Rerank**: the ``rerank`` best of those are scored by MaxSim over their decompressed
+  vectors, computed from the codes (:meth:`.codec.ResidualCodec.similarities`); the best ``k``
+  are returned, with those scores.
 
 Why this design (numbers from ``benchmarks/index_scale.py``, in the README's "Compressed
-index" section): 37 bytes per token vector against 512 in float32, only the centroids and small
+index" section): 38-39 bytes per token vector against 512 in float32, only the centroids and small
 per-document arrays resident, a build that costs about 5% of encoding the same passages, and a
 search that reads a few inverted lists per query vector instead of every vector (3.6x faster
 than exact MaxSim at 10,000 passages in the same run). MUVERA fixed-dimensional encodings
@@ -124,9 +127,9 @@ class CompressedIndex(ColBERTIndex):
             with this model), created on the first :meth:`add` otherwise.
         nbits: bits per dimension of the residual codes (1, 2 or 4; 2 by default). Only used
             when the index is created.
-        ncentroids: number of k-means centroids (default: a power of two near
-            ``8 * sqrt(tokens)``, at most 65,536, for the token count of the whole first
-            :meth:`add`, estimated from its first documents). Centroids are fixed once
+        ncentroids: number of k-means centroids (default: up to ``16 * sqrt(tokens)``, at
+            most 65,536, for the token count of the whole first :meth:`add`, estimated from
+            its first documents). Centroids are fixed once
             trained: when an index will grow far beyond its first add, give the final size's
             count (see :func:`~colbert_plugins.index.codec.default_centroids`).
         nprobe: centroids probed per query vector (default :data:`DEFAULT_NPROBE`).
@@ -593,7 +596,8 @@ class CompressedIndex(ColBERTIndex):
         if self._ncentroids:
             k = min(self._ncentroids, len(flat))
         else:  # sized for the whole add, with 20+ training points per centroid
-            k = max(1, min(default_centroids(max(len(flat), expected_tokens)), len(flat) // 20))
+            wanted = default_centroids(max(len(flat), expected_tokens), flat.shape[1])
+            k = max(1, min(wanted, len(flat) // 20))
         rng = np.random.default_rng(0)
         size = min(len(flat), max(k, _SAMPLE_PER_CENTROID * k))
         sample = flat[np.sort(rng.choice(len(flat), size, replace=False))]
