@@ -683,13 +683,16 @@ def _probe_segment(
     acc = np.zeros(seg.count, dtype=np.float32)
     seen = np.zeros(seg.count, dtype=bool)
     offsets = seg.ivf_offsets
+    pids = np.asarray(seg.ivf_pids)  # a plain view of the map: slicing it skips memmap's code
     for row in range(len(probes)):
         centroids = probes[row]
         starts, stops = offsets[centroids], offsets[centroids + 1]
         lengths = stops - starts
         if not lengths.any():
             continue
-        docs = seg.ivf_pids[_ranges(starts, lengths)]
+        # The lists are contiguous: joining slices beats a gather through an index array.
+        bounds = zip(starts.tolist(), stops.tolist(), strict=True)
+        docs = np.concatenate([pids[a:b] for a, b in bounds])
         # A fancy += with repeated indices reads every old value, then writes in order, so a
         # document in several probed lists gets one gain, the last written; the lists come
         # in ascending score order, so that is its best probed centroid's.
