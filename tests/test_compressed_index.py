@@ -270,10 +270,32 @@ def test_centroids_are_sized_for_the_whole_first_add(
     idx = CompressedIndex(tiny_model, tmp_path / "idx")
     idx.add(texts, ids=[f"d{i}" for i in range(400)])
     assert len(idx) == 400 and len(seen) == 1
-    expected = codec_module.default_centroids(int(first_tokens * 400 / 40))
+    dim = tiny_model.dim
+    expected = codec_module.default_centroids(int(first_tokens * 400 / 40), dim)
     assert seen[0][1] == max(1, min(expected, first_tokens // 20))
     # more than sizing for the first chunk alone would give (29 against 14 here)
-    assert seen[0][1] > codec_module.default_centroids(first_tokens)
+    assert seen[0][1] > codec_module.default_centroids(first_tokens, dim)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "dim", "expected"),
+    [
+        (0, 128, 1),
+        (1000, 128, 25),  # k-means' 39+ points per centroid bind
+        (240_000, 128, 4096),  # the power of two near 8 * sqrt: the table's cost is allowed
+        (1_955_905, 128, 11_264),  # 1.5 bytes per token of float16 table bind, multiple of 256
+        (1_955_905, 64, 22_272),  # half the bytes per centroid: 16 * sqrt binds (22,377)
+        (24_000_000, 128, 65_536),  # the 2-byte id cap
+    ],
+)
+def test_default_centroids(tokens: int, dim: int, expected: int) -> None:
+    from colbert_plugins.index.codec import default_centroids
+
+    k = default_centroids(tokens, dim)
+    assert k == expected
+    if k >= 1024:
+        assert k % 256 == 0
+        assert k * dim * 2 <= max(1.5 * tokens, 2 ** round(np.log2(8 * np.sqrt(tokens))) * dim * 2)
 
 
 def test_inverted_lists_over_many_chunks_name_each_document_once_in_order(
