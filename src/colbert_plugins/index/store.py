@@ -93,7 +93,7 @@ def fsync_file(fh: Any) -> None:
 
 def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
     with path.open("wb") as fh:
-        fh.write(np.ascontiguousarray(array).tobytes())
+        fh.write(np.ascontiguousarray(array).data)  # the array's buffer: no bytes copy
         fsync_file(fh)
 
 
@@ -352,7 +352,10 @@ class SegmentWriter:
         self.ids: list[str] = []
         self._lengths: list[npt.NDArray[np.int64]] = []
         self._starts: list[int] = [0]
-        self._pairs: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
+        # Each chunk's (centroid, document) pairs wait in two scratch files of the new
+        # segment (4 bytes each per pair) until finish() sorts them into inverted lists.
+        self._pair_files = {key: (self.tmp / f".pairs-{key}").open("w+b") for key in ("c", "d")}
+        self._pair_counts: list[int] = []
         self.tokens = 0
 
     def append(
@@ -384,7 +387,9 @@ class SegmentWriter:
         # Inverted-list postings of this chunk: each (centroid, document) pair once.
         pid = np.repeat(np.arange(first, first + len(ids), dtype=np.int64), lengths)
         key = np.unique(centroid_ids.astype(np.int64) * (1 << 31) + pid)
-        self._pairs.append(((key >> 31).astype(np.int32), (key & ((1 << 31) - 1)).astype(np.int32)))
+        self._pair_files["c"].write((key >> 31).astype("<i4").tobytes())
+        self._pair_files["d"].write((key & ((1 << 31) - 1)).astype("<i4").tobytes())
+        self._pair_counts.append(len(key))
         self.ids.extend(ids)
         self._lengths.append(np.asarray(lengths, dtype=np.int64))
         self.tokens += int(np.sum(lengths))
@@ -400,7 +405,7 @@ class SegmentWriter:
         ivf_offsets, pids = self._inverted_lists()
         _write_array(self.tmp / "doc_offsets.i64", doc_offsets)
         _write_array(self.tmp / "ivf_offsets.i64", ivf_offsets.astype("<i8"))
-        _write_array(self.tmp / "ivf_pids.i32", pids.astype("<i4"))
+        _write_array(self.tmp / "ivf_pids.i32", pids.astype("<i4", copy=False))
         _write_array(self.tmp / "doc_starts.i64", np.asarray(self._starts, dtype="<i8"))
         with (self.tmp / "ids.json").open("w", encoding="utf-8") as ids_file:
             json.dump(self.ids, ids_file, ensure_ascii=False)
@@ -421,27 +426,51 @@ class SegmentWriter:
         """The lists' offsets and document numbers, by a counting sort of the chunks' pairs:
         each chunk's pairs come sorted by centroid, then document, and chunks come in document
         order, so placing every chunk's run for a centroid after the previous chunks' runs
-        gives lists sorted by document. 8 bytes per pair held until here, and 4 more for the
-        result (a global argsort held about 44 per pair; the build's peak grew from 2.7 GB at
-        100k synthetic passages to 4.7 GB at 300k)."""
+        gives lists sorted by document. The pairs are read back a chunk at a time from the
+        scratch files, so the build holds only the result (4 bytes per pair) and one chunk:
+        held in memory, the pairs took 8 bytes more per pair (1.7 GB at 1M synthetic
+        passages); a global argsort of them held about 44 (4.7 GB at 300k)."""
         k = len(self.codec.centroids)
+        for fh in self._pair_files.values():
+            fh.flush()
+        total = sum(self._pair_counts)
+        chunks = []
+        start = 0
+        for count in self._pair_counts:
+            chunks.append(slice(start, start + count))
+            start += count
+        cids_all: npt.NDArray[Any]
+        pids_all: npt.NDArray[Any]
+        if total:
+            cids_all = np.memmap(self._pair_files["c"], dtype="<i4", mode="r", shape=(total,))
+            pids_all = np.memmap(self._pair_files["d"], dtype="<i4", mode="r", shape=(total,))
+        else:
+            cids_all = pids_all = np.zeros(0, dtype="<i4")
         counts = np.zeros(k, dtype=np.int64)
-        for cids, _ in self._pairs:
-            counts += np.bincount(cids, minlength=k)
+        for part in chunks:
+            counts += np.bincount(cids_all[part], minlength=k)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        pids = np.empty(int(offsets[-1]), dtype=np.int32)
+        pids = np.empty(total, dtype=np.int32)
         filled = offsets[:-1].copy()  # next free slot of each list
-        for cids, chunk_pids in self._pairs:
+        for part in chunks:
+            cids = np.asarray(cids_all[part])
             chunk_counts = np.bincount(cids, minlength=k)
             run_starts = np.concatenate([[0], np.cumsum(chunk_counts)[:-1]])
-            pids[filled[cids] + (np.arange(len(cids)) - run_starts[cids])] = chunk_pids
+            pids[filled[cids] + (np.arange(len(cids)) - run_starts[cids])] = pids_all[part]
             filled += chunk_counts
-        self._pairs = []
+        del cids_all, pids_all
+        self._close_pair_files()
         return offsets, pids
+
+    def _close_pair_files(self) -> None:
+        for key, fh in self._pair_files.items():
+            fh.close()
+            (self.tmp / f".pairs-{key}").unlink(missing_ok=True)
 
     def abort(self) -> None:
         for fh in self._files.values():
             fh.close()
+        self._close_pair_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
