@@ -15,11 +15,12 @@ Scoring a query without decoding (:meth:`ResidualCodec.similarities`):
 ``q . v = scale * (q . c + q . r)``, where ``q . c`` is a lookup in the query-centroid scores
 that the search computed to probe the inverted lists, and ``q . r`` one product with the
 residuals, gathered from the small codebooks. Against decoding each vector (a gather of its
-centroid's row from a table of up to 32 MB, an add and a renormalization) this took the
-rerank of 62,208 token vectors (256 documents) from 38.2 to 27.8 ms, median of 21 interleaved
-runs, one BLAS thread, load 2 (``python benchmarks/index_rerank.py``); the stored scale keeps
-the recall of renormalized vectors (0.858 on 3,000 BEIR passages, 60 queries; without any
-normalization 0.848).
+centroid's row from a table of up to 32 MB, an add and a renormalization) it is 1.2-1.4x
+faster: the rerank of 62,208 token vectors (256 documents) took 26.1 ms against 31.8, and
+27.8 against 38.2 in another run, medians of 21 interleaved runs, one BLAS thread, load 2
+(``python benchmarks/index_rerank.py``); in a search of the 100k synthetic index, 37.6 ms
+against 47.9. The stored scale keeps the recall of renormalized vectors (0.858 on 3,000 BEIR
+passages, 60 queries; without any normalization 0.848).
 
 Why product quantization rather than PLAID's per-dimension 2-bit buckets: at the same 32
 bytes, on 3,000 real passages encoded by the test model (515k token vectors, 1,024 centroids,
