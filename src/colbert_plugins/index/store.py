@@ -97,8 +97,11 @@ def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
         fsync_file(fh)
 
 
-def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
-    """A read-only memory map of a raw array (an in-memory empty array for no rows)."""
+def _map(
+    path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...], random: bool = True
+) -> npt.NDArray[Any]:
+    """A read-only memory map of a raw array (an in-memory empty array for no rows), advised
+    for random access unless ``random`` is false (:func:`_random_access`)."""
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     try:
         size = path.stat().st_size
@@ -109,16 +112,20 @@ def _map(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArra
     if expected == 0:
         return np.zeros(shape, dtype=dtype)
     mapped = np.memmap(path, dtype=dtype, mode="r", shape=shape)
-    _random_access(mapped)
+    if random:
+        _random_access(mapped)
     return mapped
 
 
 def _random_access(mapped: np.memmap[Any, Any]) -> None:
-    """Tell the kernel that reads are random (where the platform has ``madvise``): a search
-    touches a few documents' rows, so read-ahead from disk is wasted. Measured: it did not
-    change the RSS of searches on an index already in the page cache (the mapped pages there
-    come from the kernel's fault-around, which this advice does not stop); a cold index,
-    where read-ahead applies, was not measured."""
+    """Tell the kernel that reads are random (where the platform has ``madvise``), so that a
+    page fault reads one page from disk, not a read-ahead window: a search reads the codes of
+    a few hundred scattered documents. The inverted lists are left to the default read-ahead,
+    since a search reads each probed list whole. Measured at 1M synthetic passages (9.5 GB
+    index, page cache dropped before each run, 30 queries, two runs each): p50 305-420 ms
+    with every array advised random, 236-253 ms with the lists on read-ahead (69k major faults
+    against 93k), and with every array on read-ahead p50 199-229 ms but p95 1.2-2.4 s. On an
+    index already in the page cache the advice changes nothing measurable."""
     advice = getattr(mmap, "MADV_RANDOM", None)
     handle = getattr(mapped, "_mmap", None)
     if advice is not None and handle is not None and hasattr(handle, "madvise"):
@@ -304,7 +311,7 @@ class Segment:
             codes=_map(base / "codes", np.uint8, (tokens, codec.code_bytes)),
             scales=_map(base / "scales.u8", np.uint8, (tokens,)) if info.get("scales") else None,
             ivf_offsets=_read_array(base / "ivf_offsets.i64", "<i8", (len(codec.centroids) + 1,)),
-            ivf_pids=_map(base / "ivf_pids.i32", "<i4", (postings,)),
+            ivf_pids=_map(base / "ivf_pids.i32", "<i4", (postings,), random=False),
             doc_starts=_read_array(base / "doc_starts.i64", "<i8", (count + 1,)),
             live=live,
             deleted_file=str(deleted) if deleted else None,
