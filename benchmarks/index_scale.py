@@ -205,7 +205,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
         for q in queries:
             with blas_thread_limit(1):  # as search_vectors runs
                 marks = [time.perf_counter()]
-                scores = q @ snap.codec.centroids.T
+                scores = snap.codec.centroid_scores(q)
                 marks.append(time.perf_counter())
                 picked = index._candidates(snap, scores, k, None)
                 marks.append(time.perf_counter())

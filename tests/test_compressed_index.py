@@ -121,7 +121,10 @@ def test_codec_scales_unit_norm_and_similarities_without_decoding() -> None:
     renormalized = codec.decode(ids, codes)
     assert float(np.abs(scaled - renormalized).max()) < 0.003
     query = rng.standard_normal((5, 32)).astype(np.float32)
-    sims = codec.similarities(query, query @ codec.centroids.T, ids, codes, scales)
+    np.testing.assert_allclose(
+        codec.centroid_scores(query), query @ codec.centroids.T, rtol=1e-5, atol=1e-5
+    )
+    sims = codec.similarities(query, codec.centroid_scores(query), ids, codes, scales)
     np.testing.assert_allclose(sims, query @ scaled.T, rtol=1e-5, atol=1e-5)
 
 

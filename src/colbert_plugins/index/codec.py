@@ -265,6 +265,18 @@ class ResidualCodec:
         out /= np.maximum(norms, 1e-12)[:, None]
         return out
 
+    def centroid_scores(self, query: FloatArray) -> FloatArray:
+        """``query @ centroids.T`` (``[q, centroids]``), from a transposed copy of the
+        centroids (``[dim, centroids]``, made on the first call and kept: the size of the
+        centroids again). The product is 1.6x faster against that layout on one BLAS thread:
+        8.4 against 13.6 ms for 32 query vectors and 60,918 centroids of 128 dimensions."""
+        by_dim = self.__dict__.get("_by_dim")
+        if by_dim is None:
+            by_dim = np.ascontiguousarray(self.centroids.T)
+            object.__setattr__(self, "_by_dim", by_dim)  # a cache on a frozen dataclass
+        scores: FloatArray = np.asarray(query, dtype=np.float32) @ by_dim
+        return scores
+
     def similarities(
         self,
         query: FloatArray,

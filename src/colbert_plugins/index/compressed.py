@@ -297,7 +297,7 @@ class CompressedIndex(ColBERTIndex):
         # process on the 2 cores the query-centroid product took 24 ms on OpenBLAS's default
         # threads against 0.7 ms on one (32 x 60,918 scores).
         with blas_thread_limit(1):
-            centroid_scores = query @ snap.codec.centroids.T  # [q, centroids]
+            centroid_scores = snap.codec.centroid_scores(query)  # [q, centroids]
             picked = self._candidates(snap, centroid_scores, k, checked)
             if not picked:
                 return []
