@@ -144,9 +144,8 @@ def save_codec(root: Path, codec: ResidualCodec) -> str:
     """Write the codec to a new ``codec-*`` directory under ``root``; return its name."""
     name = f"codec-{uuid.uuid4().hex[:12]}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-codec-", dir=root))
-    _write_array(
-        tmp / centroid_file(codec), codec.centroids.astype(_CENTROID_DTYPES[centroid_file(codec)])
-    )
+    centroids = centroid_file(codec)
+    _write_array(tmp / centroids, codec.centroids.astype(_CENTROID_DTYPES[centroids]))
     _write_array(tmp / "codebooks.f32", codec.codebooks.astype("<f4"))
     if codec.coarse is not None and codec.cell_offsets is not None:
         _write_array(tmp / "coarse.f32", codec.coarse.astype("<f4"))
