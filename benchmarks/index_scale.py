@@ -17,6 +17,10 @@ Usage:
     # search subprocess, --ncentroids overrides the index's default
     python benchmarks/index_scale.py synthetic --sizes 10000,30000,100000 --queries 30 \
         --lengths beir.sqlite --workdir /big/disk
+    # 1M passages (about 55 min of build and 17 of exact top-10 on one core, 9.5 GB): --keep
+    # stores the exact top-10 and the index, and a second call only searches them again
+    python benchmarks/index_scale.py synthetic --sizes 1000000 --queries 30 \
+        --lengths beir.sqlite --keep /big/disk/keep
 
 What is measured, per run, on this machine:
 
@@ -30,7 +34,8 @@ What is measured, per run, on this machine:
 - search, in a fresh subprocess that only opens the index and runs the queries (so its RSS is
   what serving costs): p50/p95 latency of ``search_vectors(q, k=10)`` (query encoding
   excluded), peak RSS (VmHWM), recall@10 against exact MaxSim over the float32 vectors, and
-  the median time of each search stage (centroid scores, candidates, prune, rerank);
+  the median time of each search stage (centroid scores, candidates, prune, rerank); the
+  queries run twice, and the second pass (index pages already mapped) is the warm p50/p95;
 - synthetic runs: the time of each stage (exact top-10, build, search), the build's own peak
   RSS (VmHWM reset just before it, next to the RSS it started from) and the build's time
   without the generation of the synthetic vectors.
