@@ -248,21 +248,23 @@ class ResidualCodec:
         out = np.empty(len(ids), dtype=np.uint8)
         for start in range(0, len(ids), _ENCODE_ROWS):
             part = slice(start, start + _ENCODE_ROWS)
-            raw = self.centroids[np.asarray(ids[part], dtype=np.intp)] + self.residuals(codes[part])
-            norms = np.sqrt(np.einsum("ij,ij->i", raw, raw))  # half the time of linalg.norm
-            out[part] = quantize_scales(1.0 / np.maximum(norms, 1e-12))
+            out[part] = quantize_scales(1.0 / _norms(self._unscaled(ids[part], codes[part])))
+        return out
+
+    def _unscaled(self, ids: IdArray, codes: CodeArray) -> FloatArray:
+        """Centroid plus decoded residual, ``[n, dim]`` float32, before any scaling."""
+        out: FloatArray = self.centroids[np.asarray(ids, dtype=np.intp)] + self.residuals(codes)
         return out
 
     def decode(self, ids: IdArray, codes: CodeArray, scales: CodeArray | None = None) -> FloatArray:
         """Unit-norm approximations of the encoded vectors, ``[n, dim]`` float32: scaled by
         their stored ``scales`` bytes, or renormalized when there are none (indexes written
         before scales were stored)."""
-        out: FloatArray = self.centroids[np.asarray(ids, dtype=np.intp)] + self.residuals(codes)
+        out = self._unscaled(ids, codes)
         if scales is not None:
             out *= SCALES[np.asarray(scales)][:, None]
-            return out
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-        out /= np.maximum(norms, 1e-12)[:, None]
+        else:
+            out /= _norms(out)[:, None]
         return out
 
     def centroid_scores(self, query: FloatArray) -> FloatArray:
@@ -292,6 +294,12 @@ class ResidualCodec:
         sims += np.take(centroid_scores, np.asarray(ids, dtype=np.intp), axis=1)
         sims *= SCALES[np.asarray(scales)]
         return sims
+
+
+def _norms(rows: FloatArray) -> FloatArray:
+    """Euclidean norm of each row, at least 1e-12 (einsum: half the time of linalg.norm)."""
+    norms: FloatArray = np.maximum(np.sqrt(np.einsum("ij,ij->i", rows, rows)), 1e-12)
+    return norms
 
 
 @contextlib.contextmanager
