@@ -29,6 +29,7 @@ replaced by a later commit) are removed by the next writer.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import mmap
 import os
@@ -439,12 +440,9 @@ class SegmentWriter:
         k = len(self.codec.centroids)
         for fh in self._pair_files.values():
             fh.flush()
-        total = sum(self._pair_counts)
-        chunks = []
-        start = 0
-        for count in self._pair_counts:
-            chunks.append(slice(start, start + count))
-            start += count
+        edges = np.concatenate([[0], np.cumsum(self._pair_counts, dtype=np.int64)])
+        chunks = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+        total = int(edges[-1])
         cids_all: npt.NDArray[Any]
         pids_all: npt.NDArray[Any]
         if total:
