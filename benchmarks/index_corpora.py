@@ -77,13 +77,16 @@ def passages(corpus: str, words: int = 64, limit: int | None = None) -> list[tup
     raise SystemExit(f"unknown corpus {corpus!r} (beir or pydoc)")
 
 
-def open_model(cache: Path | None, threads: int, document_length: int | None):  # type: ignore[no-untyped-def]
+def open_model(  # type: ignore[no-untyped-def]
+    cache: Path | None, threads: int, document_length: int | None, model: str | Path | None = None
+):
+    """The benchmark model (``model``, default :data:`MODEL`), its cache in ``cache``."""
     from colbert_plugins import ColBERT
     from colbert_plugins.cache import EmbeddingCache
 
     overrides = {} if document_length is None else {"document_length": document_length}
     return ColBERT.from_pretrained(
-        MODEL,
+        model or MODEL,
         threads=threads or None,
         cache=EmbeddingCache(max_bytes=0, path=cache) if cache else True,
         **overrides,
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["encode", "count"])
     parser.add_argument("--corpus", default="beir")
+    parser.add_argument("--model", default=str(MODEL), help="model directory (default: the proxy)")
     parser.add_argument("--cache", type=Path, required=False)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--words", type=int, default=64)
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "count":
         print(f"{args.corpus}: {len(items)} passages")
         return 0
-    model = open_model(args.cache, args.threads, args.document_length)
+    model = open_model(args.cache, args.threads, args.document_length, args.model)
     start = time.perf_counter()
     for i in range(0, len(items), args.chunk):
         model.encode_documents([t for _, t in items[i : i + args.chunk]])

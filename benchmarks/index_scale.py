@@ -65,7 +65,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from index_corpora import DATA, open_model, passages  # noqa: E402
+import index_corpora  # noqa: E402
+from index_corpora import DATA, passages  # noqa: E402
+
+
+def open_model(cache: Path | None, threads: int, document_length: int | None):  # type: ignore[no-untyped-def]
+    """The model of ``--model`` (index_corpora.MODEL, set in main)."""
+    return index_corpora.open_model(cache, threads, document_length)
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -177,6 +184,7 @@ def serve(
                 sys.executable,
                 __file__,
                 "_serve",
+                str(index_corpora.MODEL),
                 str(path),
                 str(qfile),
                 json.dumps(configs),
@@ -1008,11 +1016,15 @@ def compare(
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_serve":
-        _serve(*argv[1:5])
+        index_corpora.MODEL = Path(argv[1])
+        _serve(*argv[2:6])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["real", "synthetic", "fidelity", "summary"])
     parser.add_argument("--corpus", default="beir", choices=["beir", "pydoc"])
+    parser.add_argument(
+        "--model", type=Path, default=index_corpora.MODEL, help="model directory (default: proxy)"
+    )
     parser.add_argument("--cache", type=Path, help="EmbeddingCache file (index_corpora.py)")
     parser.add_argument("--document-length", type=int, default=None)
     parser.add_argument("--words", type=int, default=64)
@@ -1059,6 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
         "them when they are there (to rerun searches without rebuilding)",
     )
     args = parser.parse_args(argv)
+    index_corpora.MODEL = args.model
     from colbert_plugins.index.compressed import (
         DEFAULT_CANDIDATES,
         DEFAULT_NPROBE,
