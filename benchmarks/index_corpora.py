@@ -17,6 +17,7 @@ vectors back without encoding again. It prints progress lines with the passages/
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import re
 import sys
@@ -50,15 +51,27 @@ _MARKUP = re.compile(r"[=\-~^*#`]{3,}|\.\. [a-z-]+::|:[a-z]+:")
 def _doc_files() -> Iterator[Path]:
     yield from sorted(PYDOC.rglob("*.rst.txt"))
     for doc in sorted(LINUXDOC.glob("linux-doc-*")):
-        yield from sorted(doc.rglob("*.rst"))
-        yield from sorted(doc.rglob("*.txt"))
+        # Debian ships the kernel's reStructuredText sources compressed (``*.rst.gz``) under
+        # Documentation/, and copies of them (``*.rst.txt``) under html/_sources/: read the
+        # sources once, each plain ``*.txt`` of Documentation/ beside them.
+        sources = doc / "Documentation"
+        yield from sorted(sources.rglob("*.rst"))
+        yield from sorted(sources.rglob("*.rst.gz"))
+        yield from sorted(sources.rglob("*.txt"))
+
+
+def _read_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def pydoc_passages(words: int = 64, limit: int | None = None) -> list[tuple[str, str]]:
     """Non-overlapping ``words``-word passages of the Debian documentation sources."""
     out: list[tuple[str, str]] = []
     for path in _doc_files():
-        tokens = _MARKUP.sub(" ", path.read_text(encoding="utf-8", errors="replace")).split()
+        tokens = _MARKUP.sub(" ", _read_text(path)).split()
         for i in range(0, len(tokens), words):
             chunk = tokens[i : i + words]
             if len(chunk) >= words // 4:
