@@ -13,17 +13,14 @@ long documents keep ``document_length`` ids, queries ``query_length``.
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
 
 from colbert_plugins import ColBERT
 from colbert_plugins.cli import main
@@ -31,6 +28,7 @@ from colbert_plugins.hub import resolve_model_files
 from colbert_plugins.parity import ReferenceOutputs
 from colbert_plugins.settings import resolve_settings
 from colbert_plugins.tokenization import load_tokenizer
+from pylate_residue import add_residue, read_json, write_json
 from tiny_model import build_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,58 +48,11 @@ parity_pylate = _load_script(ROOT / "benchmarks" / "parity_pylate.py")
 NAMES = [d.name for d in parity_pylate.fixture_dirs()]
 
 
-def _json(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
-def add_residue(directory: Path, length: int, *, side: str = "Right") -> None:
-    """Write into ``directory`` what PyLate's tokenizer holds after a call with max_length
-    ``length`` (as transformers 5 and sentence-transformers 5 save it)."""
-    tokenizer_json = _json(directory / "tokenizer.json")
-    onnx_config = _json(directory / "onnx_config.json")
-    pad_id = int(onnx_config.get("pad_token_id") or 0)
-    pad_token = Tokenizer.from_file(str(directory / "tokenizer.json")).id_to_token(pad_id)
-    tokenizer_json["truncation"] = {
-        "direction": side,
-        "max_length": length,
-        "strategy": "LongestFirst",
-        "stride": 0,
-    }
-    tokenizer_json["padding"] = {
-        "strategy": {"Fixed": length},
-        "direction": side,
-        "pad_to_multiple_of": None,
-        "pad_id": pad_id,
-        "pad_type_id": 0,
-        "pad_token": pad_token,
-    }
-    _write_json(directory / "tokenizer.json", tokenizer_json)
-    tokenizer_config = _json(directory / "tokenizer_config.json")
-    tokenizer_config.update(
-        model_max_length=length,
-        max_length=length,
-        stride=0,
-        truncation_strategy="longest_first",
-        truncation_side=side.lower(),
-        padding_side=side.lower(),
-        pad_to_multiple_of=None,
-        pad_token_type_id=0,
-    )
-    _write_json(directory / "tokenizer_config.json", tokenizer_config)
-    sbert = directory / "sentence_bert_config.json"
-    _write_json(sbert, {**(_json(sbert) if sbert.is_file() else {}), "max_seq_length": length})
-
-
 def residue_copy(name: str, tmp_path: Path, which: str = "document") -> tuple[Path, int]:
     """A copy of fixture ``name`` with PyLate's residue after tokenizing ``which`` texts."""
     target = tmp_path / name
     shutil.copytree(FIXTURES / name, target)
-    settings = _json(target / "onnx_config.json")
+    settings = read_json(target / "onnx_config.json")
     prefix = settings[f"{which}_prefix"]
     length = int(settings[f"{which}_length"]) - (1 if prefix else 0)
     add_residue(target, length)
@@ -112,7 +63,7 @@ def residue_copy(name: str, tmp_path: Path, which: str = "document") -> tuple[Pa
 @pytest.mark.parametrize("name", NAMES)
 def test_residue_does_not_cut_what_pylate_keeps(name: str, which: str, tmp_path: Path) -> None:
     directory, length = residue_copy(name, tmp_path, which)
-    assert _json(directory / "tokenizer_config.json")["model_max_length"] == length
+    assert read_json(directory / "tokenizer_config.json")["model_max_length"] == length
     result = parity_pylate.run_fixture(directory)
     assert result.error is None, result.error
     report = result.report
@@ -120,7 +71,7 @@ def test_residue_does_not_cut_what_pylate_keeps(name: str, which: str, tmp_path:
     assert report.query_id_mismatches == 0 and report.document_id_mismatches == 0
     # The check documents include one far longer than document_length: it keeps them all.
     reference = ReferenceOutputs.load(directory)
-    document_length = _json(directory / "onnx_config.json")["document_length"]
+    document_length = read_json(directory / "onnx_config.json")["document_length"]
     assert max(len(ids) for ids in reference.document_input_ids) == document_length
 
 
@@ -172,7 +123,7 @@ def test_fastembed_family_ignores_saved_padding_and_truncation(tmp_path: Path) -
     truncation (here left-sided) change neither its token ids nor its skiplist."""
     clean = build_model_dir(tmp_path / "clean")
     dirty = build_model_dir(tmp_path / "dirty")
-    tokenizer_json = _json(dirty / "tokenizer.json")
+    tokenizer_json = read_json(dirty / "tokenizer.json")
     tokenizer_json["truncation"] = {
         "direction": "Left",
         "max_length": 9,
@@ -187,7 +138,7 @@ def test_fastembed_family_ignores_saved_padding_and_truncation(tmp_path: Path) -
         "pad_type_id": 0,
         "pad_token": "[PAD]",
     }
-    _write_json(dirty / "tokenizer.json", tokenizer_json)
+    write_json(dirty / "tokenizer.json", tokenizer_json)
     texts = ["the cat sat on the mat, in paris! " * 4, "hello world."]
     models = [ColBERT.from_pretrained(d, cache=False) for d in (clean, dirty)]
     assert models[1].config.family == "fastembed"
