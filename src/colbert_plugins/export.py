@@ -38,6 +38,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -161,7 +162,7 @@ def export_model(
     _check_target(target, force)
     colbert = _load_pylate(pylate_models, model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _sibling(target, ".tmp")
     try:
         exporter = _write_graph(torch, colbert, model, tmp)
         _write_tokenizer(colbert, tmp)
@@ -608,6 +609,18 @@ def _replace(tmp: Path, target: Path, force: bool) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    """A new empty directory beside ``target``, with the mode ``mkdir`` gives (the user's
+    umask; ``tempfile.mkdtemp`` makes 0700 directories, which become the output itself)."""
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
 
 
 def _uses_token_type_ids(colbert: Any) -> bool:
