@@ -137,3 +137,18 @@ def test_a_recorded_model_that_is_gone_asks_for_model(
     assert main(["index", "compact", str(idx)]) == 2
     one_error_line(capsys.readouterr().err, "moved-away", "pass --model")
     assert main(["index", "compact", str(idx), "--model", str(tiny_model_dir), "-q"]) == 0
+
+
+@pytest.mark.parametrize("command", ["rerank", "index-search"])
+def test_an_empty_query_is_refused_before_any_work(
+    command: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither the documents file, the index nor the model exist: the query is checked first."""
+    missing = str(tmp_path / "none")
+    argv = (
+        ["rerank", "--model", missing, "--query", "  ", missing]
+        if command == "rerank"
+        else ["index", "search", missing, "--query", ""]
+    )
+    assert main(argv) == 2
+    one_error_line(capsys.readouterr().err, "--query is")

@@ -39,6 +39,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
+from .checks import check_query
 from .cli_index import add_index_parser
 from .cli_input import (
     DEFAULT_FIELDS,
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
+    check_query(args.query, "--query")  # before reading or loading anything
     docs = read_documents(args.file, field=args.field, fmt=args.format)
     if not docs:
         raise InputError(f"{display_name(args.file)} holds no documents")

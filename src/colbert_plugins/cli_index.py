@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .checks import check_query
 from .cli_input import InputError, UsageError, display_name
 from .errors import MissingDependencyError
 
@@ -189,6 +190,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    check_query(args.query, "--query")  # before opening the index or loading the model
     flt = None
     if args.filter:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CacheError",
     "ColBERTError",
+    "EmptyQueryError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "MissingDependencyError",
@@ -26,6 +27,11 @@ class ColBERTError(Exception):
 
 class InvalidArgumentError(ColBERTError, ValueError):
     """An argument has the right type but an invalid value (e.g. ``top_n=-1``)."""
+
+
+class EmptyQueryError(InvalidArgumentError):
+    """A query to rank or search by is empty or only whitespace. One rule everywhere: the
+    Python API, the adapters, the indexes, the command line and the server (HTTP 422)."""
 
 
 class InvalidArgumentTypeError(ColBERTError, TypeError):

@@ -200,7 +200,8 @@ def _from_hub(
 
     known = known_model(repo_id)
     offline = _hub_offline() if local_files_only is None else bool(local_files_only)
-    unreachable = None if offline else _hub_unreachable()
+    # HF_HUB_OFFLINE: huggingface_hub itself never touches the network, nothing to probe.
+    unreachable = None if offline or _hub_offline() else _hub_unreachable()
     if unreachable is not None:
         logger.warning("%s; using the local Hugging Face cache only", unreachable)
         offline = True

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .cache import EmbeddingCache, text_key
+from .checks import check_query
 from .config import ColBERTConfig
 from .errors import (
     InvalidArgumentError,
@@ -332,7 +333,7 @@ class ColBERT:
                 ``None`` follows ``config.normalize_scores``.
             batch_size: documents per encoder call.
         """
-        query = _check_text(query, "query")
+        query = check_query(query)
         documents = _check_texts(documents, "documents")
         batch_size = _positive_int(batch_size, "batch_size")
         if not documents:
@@ -366,6 +367,7 @@ class ColBERT:
             top_n: keep only the best ``top_n`` (``None``: all).
         """
         top_n = check_top_n(top_n)
+        query = check_query(query)
         documents = _check_texts(documents, "documents")
         scores = self.score(query, documents)
         return [
@@ -410,6 +412,7 @@ class ColBERT:
         """
         from .explain import explain
 
+        query = check_query(query)
         return explain(self, query, document, include_expansion=include_expansion)
 
 
