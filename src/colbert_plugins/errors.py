@@ -18,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelOutputError",
+    "ProviderUnavailableError",
 ]
 
 
@@ -65,3 +66,9 @@ class CacheError(ColBERTError):
 
 class MissingDependencyError(ColBERTError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ProviderUnavailableError(ColBERTError):
+    """An ONNX Runtime execution provider that was asked for (e.g. ``CUDAExecutionProvider``)
+    is not in the installed ONNX Runtime, or could not be initialised; nothing silently runs
+    on the CPU instead unless ``cpu_fallback=True``."""

@@ -27,7 +27,7 @@ from .errors import (
     ModelOutputError,
 )
 from .hub import ModelFiles, resolve_model_files
-from .onnx_encoder import OnnxEncoder
+from .onnx_encoder import OnnxEncoder, check_providers
 from .optimize import Optimize, Quantize, graph_fingerprint, prepare_graph
 from .scoring import l2_normalize, maxsim_scores
 from .settings import ModelSettings, resolve_settings
@@ -98,6 +98,7 @@ class ColBERT:
         local_files_only: bool | None = None,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
+        cpu_fallback: bool = False,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         cache: EmbeddingCache | bool | None = True,
         optimize: Optimize = "auto",
@@ -114,7 +115,12 @@ class ColBERT:
             cache_dir: the Hugging Face cache directory (default: the hub's own default).
             local_files_only: only use cached files; ``None`` follows ``HF_HUB_OFFLINE``.
             threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
-            providers: ONNX Runtime execution providers, passed through.
+            providers: ONNX Runtime execution providers, e.g. ``["CUDAExecutionProvider",
+                "CPUExecutionProvider"]`` (default: the CPU). One that the installed ONNX
+                Runtime lacks or cannot start raises
+                :class:`~colbert_plugins.errors.ProviderUnavailableError` before anything is
+                loaded (GPU: install ``colbert-plugins-gpu``).
+            cpu_fallback: instead of that error, leave such providers out with a warning.
             max_batch_tokens: cap on padded tokens per encoder call (bounds memory).
             cache: the document-embedding cache: ``True`` (default) for a private in-memory
                 LRU of 256 MiB, an :class:`~colbert_plugins.cache.EmbeddingCache` to share one
@@ -133,6 +139,7 @@ class ColBERT:
                 f"from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)}; "
                 f"ColBERT settings are: {', '.join(ColBERTConfig.field_names())}"
             )
+        check_providers(providers, cpu_fallback=cpu_fallback)  # before any download
         files = resolve_model_files(
             name_or_path,
             model_file=model_file,
@@ -150,7 +157,9 @@ class ColBERT:
             graph = prepare_graph(
                 files.onnx_path, files.json("config.json"), optimize=optimize, quantize=quantize
             )
-        encoder = OnnxEncoder(graph, threads=threads, providers=providers)
+        encoder = OnnxEncoder(
+            graph, threads=threads, providers=providers, cpu_fallback=cpu_fallback
+        )
         logger.info(
             "loaded ColBERT model %s from %s (running %s)", files.name, files.onnx_path, graph
         )
