@@ -272,7 +272,9 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     if not docs:
         raise InputError(f"{display_name(args.file)} holds no documents")
     model = _load_model(args, cache=True)
-    results = model.rerank(args.query, [d.text for d in docs], top_n=args.top_n)
+    results = model.rerank(
+        args.query, [d.text for d in docs], top_n=args.top_n, show_progress=_progress(args)
+    )
     out = sys.stdout
     for rank, result in enumerate(results, 1):
         doc = docs[result.index]

@@ -332,6 +332,7 @@ class ColBERT:
         *,
         normalize: bool | None = None,
         batch_size: int = 32,
+        show_progress: bool = False,
     ) -> FloatArray:
         """MaxSim score of each document for the query, in input order (float32 array).
 
@@ -341,6 +342,8 @@ class ColBERT:
             normalize: divide by the number of query vectors (scores in [-1, 1]);
                 ``None`` follows ``config.normalize_scores``.
             batch_size: documents per encoder call.
+            show_progress: a progress bar while documents are encoded (windows, with
+                ``long_documents="windows"``).
         """
         query = check_query(query)
         documents = _check_texts(documents, "documents")
@@ -351,7 +354,7 @@ class ColBERT:
         # Score each distinct text once, so identical documents get identical scores (a
         # matrix product may round the same dot product differently in another column).
         unique = list(dict.fromkeys(documents))
-        vectors = self._document_vectors(unique, batch_size)
+        vectors = self._document_vectors(unique, batch_size, show_progress)
         scores = self.score_vectors(query_vectors, vectors, normalize=normalize)
         by_text = dict(zip(unique, scores.tolist(), strict=True))
         return np.array([by_text[d] for d in documents], dtype=np.float32)
@@ -366,7 +369,12 @@ class ColBERT:
         return scores
 
     def rerank(
-        self, query: str, documents: Sequence[str], top_n: int | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        *,
+        show_progress: bool = False,
     ) -> list[RerankResult]:
         """Documents sorted by MaxSim score, best first (ties keep input order).
 
@@ -374,11 +382,12 @@ class ColBERT:
             query: the query text.
             documents: candidate texts.
             top_n: keep only the best ``top_n`` (``None``: all).
+            show_progress: a progress bar while documents are encoded.
         """
         top_n = check_top_n(top_n)
         query = check_query(query)
         documents = _check_texts(documents, "documents")
-        scores = self.score(query, documents)
+        scores = self.score(query, documents, show_progress=show_progress)
         return [
             RerankResult(int(i), float(scores[i]), documents[i]) for i in rank_order(scores, top_n)
         ]
@@ -401,7 +410,7 @@ class ColBERT:
         empty = np.empty((0, 0), np.float32)
         pieces: list[list[FloatArray]] = [[empty] * len(doc.rows) for doc in docs]
         batches = list(self._length_batches([len(docs[d].rows[k]) for d, k in rows], batch_size))
-        for batch in _progress(batches, show_progress, total_items=len(rows)):
+        for batch in _progress(batches, show_progress, total_items=len(rows), unit="window"):
             input_ids, attention = _pad(
                 [docs[rows[i][0]].rows[rows[i][1]] for i in batch], self.tokenizer.ids.pad
             )
@@ -513,7 +522,9 @@ def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:
     return input_ids, attention
 
 
-def _progress(batches: list[list[int]], show: bool, *, total_items: int) -> Iterator[list[int]]:
+def _progress(
+    batches: list[list[int]], show: bool, *, total_items: int, unit: str = "document"
+) -> Iterator[list[int]]:
     if not show:
         yield from batches
         return
@@ -526,9 +537,9 @@ def _progress(batches: list[list[int]], show: bool, *, total_items: int) -> Iter
         for batch in batches:
             yield batch
             done += len(batch)
-            logger.info("encoded %d/%d documents", done, total_items)
+            logger.info("encoded %d/%d %ss", done, total_items, unit)
         return
-    with tqdm(total=total_items, unit="doc", desc="Encoding documents") as bar:
+    with tqdm(total=total_items, unit=unit[:3], desc=f"Encoding {unit}s") as bar:
         for batch in batches:
             yield batch
             bar.update(len(batch))
