@@ -233,6 +233,13 @@ def main() -> None:
     parser.add_argument(
         "--fixed", default="muvera", help='Qdrant fixed vectors: "muvera", "mean" or both'
     )
+    parser.add_argument(
+        "--long-documents",
+        choices=("truncate", "windows"),
+        default="truncate",
+        help="documents longer than the model's document_length: cut (the default) or "
+        "encoded as overlapping windows",
+    )
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument(
         "--cache-file",
@@ -256,6 +263,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "model": args.model,
         "threads": args.threads,
+        "long_documents": args.long_documents,
         "systems": sorted(wanted),
         "collections": {},
     }
@@ -320,9 +328,15 @@ def evaluate_collection(
 
     # Holds every document: encode once (and across runs with --cache-file).
     cache = EmbeddingCache(max_bytes=8 << 30, path=args.cache_file)
-    model = ColBERT.from_pretrained(args.model, threads=args.threads, cache=cache)
+    model = ColBERT.from_pretrained(
+        args.model, threads=args.threads, cache=cache, long_documents=args.long_documents
+    )
     model.encode_queries(["warm up"])
-    print(f"model {Path(args.model).name}, dim {model.dim}, threads {args.threads}\n")
+    print(
+        f"model {Path(args.model).name}, dim {model.dim}, threads {args.threads}, "
+        f"document_length {model.config.document_length}, long documents: "
+        f"{model.config.long_documents}\n"
+    )
 
     # Encode every document once; the indexes below then read them from the cache.
     started = time.perf_counter()

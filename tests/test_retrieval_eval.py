@@ -134,6 +134,12 @@ def test_one_system_alone(
     )
     report = _run(monkeypatch, tmp_path, tiny_model_dir, data, "--systems", "bm25")
     assert [n.split(" ")[0] for n in report["collections"]["toy"]["systems"]] == ["bm25"]
+    report = _run(
+        monkeypatch, tmp_path, tiny_model_dir, data, "--systems", "exact",
+        "--long-documents", "windows",
+    )  # fmt: skip
+    assert report["long_documents"] == "windows"
+    assert report["collections"]["toy"]["exact_vs_bruteforce_identical_top10"] == N_QUERIES
 
 
 def test_pooled_fixed_recall_weights_collections_by_queries() -> None:
