@@ -9,6 +9,10 @@ measurements, which need fresh processes. Each figure is the median of ``--repea
 (more for the short ones). fastembed (``LateInteractionTextEmbedding``) runs on the same ONNX
 file; "raw ORT" is ``InferenceSession.run`` alone on exactly the batches our encoder feeds
 (no tokenization, no post-processing): the floor for any ONNX implementation.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ printed, and with ``--max-growth-mb`` the script exits with status 1 when it is 
 ``--document-length`` caps the tokens per document (default 128) so that 10,000 documents
 take minutes rather than an hour on two cores; the memory behaviour does not depend on it.
 MODEL defaults to ``$COLBERT_PLUGINS_TEST_MODEL`` or ``../shared/models/colbert-minilm-proxy``.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ with the same model, of the bare ``ColBERT.score`` on the same texts: the differ
 adapter's overhead. Two setups: the document-embedding cache off (every call encodes the 20
 documents: a query whose candidates were never seen) and on (every call after the warm-up
 finds them cached: repeated candidates). Models are loaded and warmed up before timing.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations

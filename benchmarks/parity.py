@@ -5,6 +5,10 @@
 fastembed's query vectors are L2-normalized here (it leaves them as the graph makes them);
 its document vectors are compared as they are. Runs ours both on the original graph
 (optimize=False) and on the fused graph that ``optimize="auto"`` picks.
+
+Model: the proxy (../shared/models/colbert-minilm-proxy, the default) is the fastembed-family
+reference model: parity with fastembed on the same ONNX file holds or not whatever the weights;
+it is no quality measure.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ L2 normalization, skiplist masking, splitting into per-document arrays).
 Part 2 runs the same batches through ONNX Runtime with its profiler on and sums the time of
 each operator type (fused float32 graph, and the int8 graph with ``--int8``), so the table
 shows which kernels the remaining time is spent in.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations

@@ -1,33 +1,46 @@
-"""Retrieval quality, agreement and speed: BM25, exact ColBERT, Qdrant two-stage, BM25 + rerank.
+"""Retrieval quality, agreement and speed: BM25, exact ColBERT, compressed, Qdrant, BM25 + rerank.
 
 Usage:
     python benchmarks/retrieval_eval.py [--model DIR] [--data DIR] [--collections cranfield,scifact]
-        [--max-docs N] [--max-queries N] [--threads 2] [--prefetch 50,100,200,400]
-        [--fixed muvera,mean] [--json results.json] [--cache-file vectors.sqlite]
+        [--systems bm25,bm25+rerank,exact,compressed,qdrant] [--max-docs N] [--max-queries N]
+        [--threads 2] [--prefetch 50,100,200,400] [--fixed muvera,mean] [--json results.json]
+        [--cache-file vectors.sqlite]
 
-Systems, on BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels.tsv):
+Systems (``--systems``, all by default; e.g. ``--systems compressed`` re-runs that row alone),
+on BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels.tsv):
 
 - ``bm25``: bm25s (k1=0.9, b=0.4, English stopwords, no stemming), title + text;
-- ``colbert-exact``: the in-process :class:`InMemoryIndex` (exact MaxSim over all documents);
-- ``qdrant-local``: :class:`QdrantIndex` in qdrant-client's local mode: ``prefetch`` candidates
-  by the fixed-length vector (MUVERA by default), then exact MaxSim over them, in one query;
-- ``bm25+rerank``: BM25 top 100 reranked by ColBERT MaxSim (document vectors precomputed).
+- ``bm25+rerank``: BM25 top 100 reranked by ColBERT MaxSim (document vectors precomputed);
+- ``exact``: the in-process :class:`InMemoryIndex` (exact MaxSim over all documents);
+- ``compressed``: :class:`CompressedIndex` at its defaults, built in a temporary directory;
+- ``qdrant``: :class:`QdrantIndex` in qdrant-client's local mode: ``prefetch`` candidates
+  by the fixed-length vector (MUVERA by default; ``--fixed muvera,mean`` gives a row for
+  each), then exact MaxSim over them, in one query.
 
 Metrics: nDCG@10 (gain 2^rel - 1) and recall@100 over the judged queries; median query
 latency (query encoding included; for bm25+rerank: BM25 + query encoding + MaxSim of 100
 stored documents); index build time (ColBERT: document encoding, reported once, plus each
-backend's insertion) and size. Agreement: the exact index's top 10 against a brute-force
-reference (``ColBERT.score_vectors`` over every document, ties in input order), and the Qdrant
-two-stage top 10 against the exact top 10 (recall@10) for each prefetch size. Qdrant's local
-mode scans every point in Python, so the two-stage results of all queries are computed with
-numpy exactly as Qdrant's local prefetch does (exact top-P by the fixed vector, then MaxSim),
-and ``--qdrant-queries`` of them also run through Qdrant (latency, and a check that both agree).
+backend's insertion) and size. Agreement, against a brute-force reference
+(``ColBERT.score_vectors`` over every document, ties in input order): the exact index's top 10
+(identical lists), the compressed index's recall@10, and for each fixed vector and prefetch
+size P the two-stage recall@10 (top P by the fixed vector, then exact MaxSim) and the first
+stage's own recall (the share of the exact top 10 within the top P by the fixed vector; P=10
+is the fixed vector alone). With several collections, a last table pools the fixed-vector
+recalls over all their queries. Qdrant's local mode scans every point in Python, so the
+two-stage results of all queries are computed with numpy exactly as Qdrant's local prefetch
+does (exact top-P by the fixed vector, then MaxSim), and ``--qdrant-queries`` of them also
+run through Qdrant (latency, and a check that both agree).
 
 ``--max-docs`` keeps the documents judged relevant for the selected queries, then fills up
 with the others in corpus order, so that the metrics stay meaningful on a slice.
 
-The default model (../shared/models/colbert-minilm-proxy) is NOT trained for late
-interaction: its absolute quality numbers are meaningless; agreement and speed are not.
+Which model: the default is ../shared/models/colbert-minilm-trained, trained for late
+interaction (small, briefly trained, zero-shot on these collections): its nDCG/recall are
+that model's quality, and its recalls against exact MaxSim are those of trained vectors. On
+the untrained proxy (colbert-minilm-proxy) only agreement and speed mean something.
+``--cache-file`` with an :class:`EmbeddingCache` file of the same model and the same
+"title text" strings reads document vectors instead of encoding them (the script says how
+many it read and how many it encoded).
 """
 
 # ruff: noqa: E402  (BLAS threads are set before numpy is imported)
@@ -62,11 +75,21 @@ from colbert_plugins.index.qdrant import QdrantIndex
 from colbert_plugins.model import rank_order
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-DISCLAIMER = (
-    "The proxy model (colbert-minilm-proxy) is not trained for late interaction: its "
-    "nDCG/recall numbers say nothing about ColBERT's quality. Agreement and speed are "
-    "meaningful."
-)
+SYSTEMS = ("bm25", "bm25+rerank", "exact", "compressed", "qdrant")
+
+
+def disclaimer(model: str) -> str:
+    """What the numbers of this model mean."""
+    if "proxy" in Path(model).name:
+        return (
+            "The proxy model (colbert-minilm-proxy) is not trained for late interaction: its "
+            "nDCG/recall numbers say nothing about ColBERT's quality. Agreement and speed are "
+            "meaningful."
+        )
+    return (
+        f"Model {Path(model).name}: nDCG/recall are this model's quality (zero-shot on these "
+        "collections), agreement and recall against exact MaxSim those of its vectors."
+    )
 
 
 @dataclass
@@ -88,6 +111,7 @@ class SystemResult:
     build_s: float = 0.0
     size_bytes: int = 0
     note: str = ""
+    top_scores: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 def load_collection(root: Path, max_docs: int | None, max_queries: int | None) -> Collection:
@@ -183,12 +207,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model",
-        default=os.environ.get(
-            "COLBERT_PLUGINS_TEST_MODEL", str(SHARED / "models/colbert-minilm-proxy")
-        ),
+        default=str(SHARED / "models/colbert-minilm-trained"),
+        help="model directory (default: the trained colbert-minilm-trained)",
     )
     parser.add_argument("--data", default=str(SHARED / "data"))
     parser.add_argument("--collections", default="cranfield", help="comma-separated")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, among {', '.join(SYSTEMS)} (default: all)",
+    )
     parser.add_argument("--max-docs", type=int, default=None)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -205,50 +233,125 @@ def main() -> None:
     parser.add_argument(
         "--fixed", default="muvera", help='Qdrant fixed vectors: "muvera", "mean" or both'
     )
+    parser.add_argument(
+        "--long-documents",
+        choices=("truncate", "windows"),
+        default="truncate",
+        help="documents longer than the model's document_length: cut (the default) or "
+        "encoded as overlapping windows",
+    )
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument(
         "--cache-file",
         default=None,
         help="SQLite file persisting document vectors between runs (encoding time is then "
-        "that of reading them back)",
+        "that of reading them back); documents missing from it are encoded and written to it",
     )
     args = parser.parse_args()
-    prefetches = sorted(int(p) for p in args.prefetch.split(","))
+    wanted = {s.strip() for s in args.systems.split(",") if s.strip()}
+    unknown = sorted(wanted - set(SYSTEMS))
+    if unknown or not wanted:
+        parser.error(f"--systems: unknown {unknown or 'empty list'}; choose among {SYSTEMS}")
+    try:
+        prefetches = sorted({int(p) for p in args.prefetch.split(",")})
+    except ValueError:
+        parser.error(f"--prefetch takes comma-separated integers, got {args.prefetch!r}")
+    if prefetches[0] < 1:
+        parser.error("--prefetch sizes must be >= 1")
 
-    print(f"> {DISCLAIMER}\n")
-    report: dict[str, Any] = {"model": args.model, "threads": args.threads, "collections": {}}
+    print(f"> {disclaimer(args.model)}\n")
+    report: dict[str, Any] = {
+        "model": args.model,
+        "threads": args.threads,
+        "long_documents": args.long_documents,
+        "systems": sorted(wanted),
+        "collections": {},
+    }
     for name in args.collections.split(","):
         coll = load_collection(Path(args.data) / name, args.max_docs, args.max_queries)
-        report["collections"][name] = evaluate_collection(coll, args, prefetches)
+        report["collections"][name] = evaluate_collection(coll, args, prefetches, wanted)
+    pooled = pool_fixed(report["collections"])
+    if pooled and len(report["collections"]) > 1:
+        total = sum(v["queries"] for v in pooled.values()) // len(pooled)
+        print(
+            f"## Fixed-vector recall, pooled over {', '.join(report['collections'])} "
+            f"({total} queries, each collection searched on its own)\n"
+        )
+        for line in fixed_table(pooled):
+            print(line)
+        report["fixed_recall@10_vs_exact_pooled"] = pooled
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+def pool_fixed(collections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Query-weighted means of the collections' fixed-vector recalls."""
+    pooled: dict[str, Any] = {}
+    for coll in collections.values():
+        for fixed, values in coll.get("fixed_recall@10_vs_exact", {}).items():
+            into = pooled.setdefault(
+                fixed, {"queries": 0, "fixed_dim": values["fixed_dim"], "by_prefetch": {}}
+            )
+            n = values["queries"]
+            for prefetch, recalls in values["by_prefetch"].items():
+                sums = into["by_prefetch"].setdefault(
+                    prefetch, {"two_stage": 0.0, "first_stage": 0.0}
+                )
+                for key in sums:
+                    sums[key] += n * recalls[key]
+            into["queries"] += n
+    for values in pooled.values():
+        for sums in values["by_prefetch"].values():
+            for key in sums:
+                sums[key] /= values["queries"]
+    return pooled
+
+
 def evaluate_collection(
-    coll: Collection, args: argparse.Namespace, prefetches: list[int]
+    coll: Collection, args: argparse.Namespace, prefetches: list[int], wanted: set[str]
 ) -> dict[str, Any]:
+    k = min(100, len(coll.texts))
+    n = len(coll.query_ids)
+    print(f"## {coll.name}: {len(coll.texts)} documents, {n} queries\n")
+    systems: list[SystemResult] = []
+    report: dict[str, Any] = {"documents": len(coll.texts), "queries": n}
+
+    bm25: Any = None
+    bm25_result = SystemResult("bm25 (bm25s)")
+    if wanted & {"bm25", "bm25+rerank"}:
+        bm25_result, bm25 = run_bm25(coll)
+        if "bm25" in wanted:
+            systems.append(bm25_result)
+    if not wanted - {"bm25"}:
+        print_table(systems, coll, report)
+        return report
+
     # Holds every document: encode once (and across runs with --cache-file).
     cache = EmbeddingCache(max_bytes=8 << 30, path=args.cache_file)
-    model = ColBERT.from_pretrained(args.model, threads=args.threads, cache=cache)
+    model = ColBERT.from_pretrained(
+        args.model, threads=args.threads, cache=cache, long_documents=args.long_documents
+    )
     model.encode_queries(["warm up"])
     print(
-        f"## {coll.name}: {len(coll.texts)} documents, {len(coll.queries)} queries "
-        f"(model {Path(args.model).name}, dim {model.dim}, threads {args.threads})\n"
+        f"model {Path(args.model).name}, dim {model.dim}, threads {args.threads}, "
+        f"document_length {model.config.document_length}, long documents: "
+        f"{model.config.long_documents}\n"
     )
-    systems: list[SystemResult] = []
-
-    bm25_result, bm25 = run_bm25(coll)
-    systems.append(bm25_result)
 
     # Encode every document once; the indexes below then read them from the cache.
     started = time.perf_counter()
     doc_vectors = model.encode_documents(coll.texts, batch_size=args.batch_size)
     encode_s = time.perf_counter() - started
-    if cache.stats().disk_hits:
-        print(
-            f"NOTE: {cache.stats().disk_hits} document encodings were read from --cache-file: "
-            "the encoding and build times below do not include encoding them."
+    stats = cache.stats()
+    print(
+        f"document vectors: {stats.disk_hits} read from --cache-file, {stats.misses} encoded"
+        + (
+            " (the encoding and build times below do not include encoding those read)"
+            if stats.disk_hits
+            else ""
         )
+    )
+    report["cache_disk_hits"], report["cache_misses"] = stats.disk_hits, stats.misses
     n_tokens = sum(len(v) for v in doc_vectors)
     print(
         f"document encoding: {encode_s:.1f} s ({len(coll.texts) / encode_s:.1f} docs/s, "
@@ -256,55 +359,217 @@ def evaluate_collection(
     )
     started = time.perf_counter()
     query_vectors = model.encode_queries(coll.queries)
-    query_encode_ms = 1000 * (time.perf_counter() - started) / len(coll.queries)
+    query_encode_ms = 1000 * (time.perf_counter() - started) / n
+    encode_times = []  # one query at a time, as a retriever does
+    for query in coll.queries:
+        started = time.perf_counter()
+        model.encode_queries([query])
+        encode_times.append(time.perf_counter() - started)
 
-    # Exact in-process index.
+    # The brute-force reference every index is held to: ColBERT.score_vectors over every
+    # document, ties in input order.
+    full_scores: dict[str, np.ndarray] = {}
+    reference: dict[str, list[str]] = {}
+    for qid, qv in zip(coll.query_ids, query_vectors, strict=True):
+        full_scores[qid] = model.score_vectors(qv, doc_vectors)
+        reference[qid] = [coll.doc_ids[i] for i in rank_order(full_scores[qid], 10)]
+
+    def recall10(run: dict[str, list[str]], qids: Sequence[str] = coll.query_ids) -> float:
+        """Mean share of the brute-force top 10 in a run's top 10."""
+        return statistics.fmean(len(set(run[q][:10]) & set(reference[q])) / 10 for q in qids)
+
+    notes: list[str] = []
+    if "exact" in wanted:
+        exact = run_exact(coll, model, args, query_vectors, k)
+        exact.build_s += encode_s
+        systems.append(exact)
+        position = {d: i for i, d in enumerate(coll.doc_ids)}
+        identical = sum(exact.runs[q][:10] == reference[q] for q in coll.query_ids)
+        max_diff = max(
+            abs(score - float(full_scores[q][position[d]]))
+            for q, hits in exact.top_scores.items()
+            for d, score in hits
+        )
+        notes.append(
+            f"Agreement: exact index top-10 == brute-force reference (ColBERT.score_vectors "
+            f"over all documents) for {identical}/{n} queries; max |score difference| "
+            f"{max_diff:.2e}."
+        )
+        report["exact_vs_bruteforce_identical_top10"] = identical
+        report["exact_vs_bruteforce_max_score_diff"] = max_diff
+
+    if "compressed" in wanted:
+        compressed = run_compressed(coll, model, args, query_vectors, k)
+        compressed.build_s += encode_s
+        systems.append(compressed)
+        value = recall10(compressed.runs)
+        notes.append(
+            f"Compressed index recall@10 against the brute-force top 10: {value:.3f} "
+            f"({compressed.note})."
+        )
+        report["compressed_recall@10_vs_exact"] = value
+        report["compressed_note"] = compressed.note
+
+    if "qdrant" in wanted:
+        qdrant_systems, fixed_report, lines = run_qdrant(
+            coll,
+            model,
+            args,
+            prefetches,
+            doc_vectors,
+            query_vectors,
+            full_scores,
+            reference,
+            encode_times,
+            encode_s,
+            k,
+        )
+        systems.extend(qdrant_systems)
+        notes.extend(lines)
+        report["fixed_recall@10_vs_exact"] = fixed_report
+
+    if "bm25+rerank" in wanted:
+        rerank = run_rerank(coll, model, bm25, doc_vectors, k)
+        rerank.build_s = bm25_result.build_s + encode_s
+        rerank.size_bytes = bm25_result.size_bytes + 4 * n_tokens * model.dim
+        systems.append(rerank)
+
+    print_table(systems, coll, report)
+    print(
+        "\nquery ms: one query end to end (query encoding included: "
+        f"{median_ms(encode_times):.1f} ms p50 one at a time, {query_encode_ms:.1f} ms/query "
+        "batched; for Qdrant: search ms + that query's encoding time, measured separately, "
+        "on the checked queries only); "
+        "search ms: with the query already encoded (BM25 and "
+        "BM25+rerank: BM25 and MaxSim of the 100 candidates). ColBERT build times include "
+        f"document encoding ({encode_s:.1f} s, once). Sizes: BM25 score matrix; exact and "
+        "compressed index: the saved directory; Qdrant: raw float32 vectors (token "
+        "multivectors + fixed vector), Qdrant's own overhead excluded; BM25+rerank: BM25 "
+        "score matrix + raw float32 token vectors.\n"
+    )
+    for line in notes:
+        print(line)
+    print(f"\n> {disclaimer(args.model)}\n")
+    report["encode_s"] = encode_s
+    return report
+
+
+def print_table(systems: list[SystemResult], coll: Collection, report: dict[str, Any]) -> None:
+    print("| system | nDCG@10 | R@100 | query ms p50 | search ms p50 | build s | size MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows = report.setdefault("systems", {})
+    for s in systems:
+        ndcg, recall = evaluate(s, coll)
+        rows[s.name] = {
+            "ndcg@10": ndcg,
+            "recall@100": recall,
+            "query_ms_p50": median_ms(s.latencies),
+            "search_ms_p50": median_ms(s.search_latencies),
+            "build_s": s.build_s,
+            "size_mb": s.size_bytes / 1e6,
+        }
+        print(
+            f"| {s.name} | {ndcg:.3f} | {recall:.3f} | {median_ms(s.latencies):.1f} | "
+            f"{median_ms(s.search_latencies):.1f} | {s.build_s:.1f} | {s.size_bytes / 1e6:.1f} |"
+        )
+
+
+def run_exact(
+    coll: Collection,
+    model: ColBERT,
+    args: argparse.Namespace,
+    query_vectors: list[np.ndarray],
+    k: int,
+) -> SystemResult:
+    """The in-process exact index; ``build_s`` excludes document encoding."""
     exact = SystemResult("colbert-exact (InMemoryIndex)")
     index = InMemoryIndex(model)
     started = time.perf_counter()
     index.add(coll.texts, ids=coll.doc_ids, batch_size=args.batch_size)
-    exact.build_s = encode_s + time.perf_counter() - started
+    exact.build_s = time.perf_counter() - started
     tmp = Path(tempfile.mkdtemp())
     try:
         exact.size_bytes = dir_size(index.save(tmp / "index"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    k = min(100, len(coll.texts))
-    encode_times = []  # one query at a time, as a retriever does
-    for qid, query in zip(coll.query_ids, coll.queries, strict=True):
-        started = time.perf_counter()
-        model.encode_queries([query])
-        encode_times.append(time.perf_counter() - started)
+    # Text and vector searches interleaved, so that the shared machine's drift hits both.
+    for qid, query, qv in zip(coll.query_ids, coll.queries, query_vectors, strict=True):
         started = time.perf_counter()
         hits = index.search(query, k=k)
         exact.latencies.append(time.perf_counter() - started)
         exact.runs[qid] = [h.id for h in hits]
-    for qv in query_vectors:
         started = time.perf_counter()
-        index.search_vectors(qv, k=k)
+        hits = index.search_vectors(qv, k=k)
         exact.search_latencies.append(time.perf_counter() - started)
-    systems.append(exact)
+        exact.top_scores[qid] = [(h.id, h.score) for h in hits[:10]]
+    return exact
 
-    # Agreement with a brute-force reference.
-    identical, max_diff = 0, 0.0
-    full_scores: dict[str, np.ndarray] = {}
-    position = {d: i for i, d in enumerate(coll.doc_ids)}
-    for qid, qv in zip(coll.query_ids, query_vectors, strict=True):
-        scores = model.score_vectors(qv, doc_vectors)
-        full_scores[qid] = scores
-        reference = [coll.doc_ids[i] for i in rank_order(scores, 10)]
-        hits = index.search_vectors(qv, k=10)
-        identical += [h.id for h in hits] == reference
-        max_diff = max(max_diff, max(abs(h.score - float(scores[position[h.id]])) for h in hits))
 
-    # Qdrant local. Its local mode scores every point in Python on each query (slow), and its
-    # prefetch is an exact top-P by the fixed vector, so the two-stage result over all queries
-    # is computed with numpy (top-P by fixed-vector dot product, then MaxSim); the first
-    # --qdrant-queries queries go through Qdrant itself, for latency and to check that the
-    # two agree.
-    agreement: dict[str, dict[int, float]] = {}
-    checks: dict[str, str] = {}
-    n_check = min(args.qdrant_queries, len(coll.query_ids))
+def run_compressed(
+    coll: Collection,
+    model: ColBERT,
+    args: argparse.Namespace,
+    query_vectors: list[np.ndarray],
+    k: int,
+) -> SystemResult:
+    """:class:`CompressedIndex` at its defaults, in a temporary directory; ``build_s``
+    excludes document encoding (its vectors come from the model's cache)."""
+    from colbert_plugins.index import CompressedIndex
+
+    result = SystemResult("colbert-compressed (CompressedIndex, defaults)")
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        index = CompressedIndex(model, tmp / "compressed")
+        started = time.perf_counter()
+        index.add(coll.texts, ids=coll.doc_ids, batch_size=args.batch_size)
+        result.build_s = time.perf_counter() - started
+        result.size_bytes = index.disk_bytes()
+        for qid, query, qv in zip(coll.query_ids, coll.queries, query_vectors, strict=True):
+            started = time.perf_counter()
+            hits = index.search(query, k=k)
+            result.latencies.append(time.perf_counter() - started)
+            result.runs[qid] = [h.id for h in hits]
+            started = time.perf_counter()
+            index.search_vectors(qv, k=k)
+            result.search_latencies.append(time.perf_counter() - started)
+        result.note = (
+            f"{index!r}, nprobe {index.nprobe}, candidates {index.candidates}, rerank "
+            f"{index.rerank}; {index.vector_bytes() / max(1, index.tokens):.1f} vector bytes "
+            f"per token, {index.disk_bytes() / max(1, index.tokens):.1f} on disk in all"
+        )
+        del index
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def run_qdrant(
+    coll: Collection,
+    model: ColBERT,
+    args: argparse.Namespace,
+    prefetches: list[int],
+    doc_vectors: list[np.ndarray],
+    query_vectors: list[np.ndarray],
+    full_scores: dict[str, np.ndarray],
+    reference: dict[str, list[str]],
+    encode_times: list[float],
+    encode_s: float,
+    k: int,
+) -> tuple[list[SystemResult], dict[str, Any], list[str]]:
+    """Qdrant local, one system per fixed vector, and the fixed vectors' first-stage recall.
+
+    Qdrant's local mode scores every point in Python on each query (slow), and its prefetch
+    is an exact top-P by the fixed vector, so the two-stage result over all queries is
+    computed with numpy (top-P by fixed-vector dot product, then MaxSim); the first
+    ``--qdrant-queries`` queries go through Qdrant itself, for latency and to check that the
+    two agree.
+    """
+    systems: list[SystemResult] = []
+    fixed_report: dict[str, Any] = {}
+    checks: list[str] = []
+    n = len(coll.query_ids)
+    n_check = min(args.qdrant_queries, n)
+    n_tokens = sum(len(v) for v in doc_vectors)
     for fixed in args.fixed.split(","):
         qdrant = QdrantIndex(model, location=":memory:", fixed=fixed)  # type: ignore[arg-type]
         started = time.perf_counter()
@@ -313,12 +578,14 @@ def evaluate_collection(
         qdrant_bytes = 4 * (n_tokens * model.dim + len(coll.texts) * qdrant.fixed_dim)
         fixed_docs = qdrant.fixed_vectors(doc_vectors)
         fixed_queries = qdrant.fixed_vectors(query_vectors, query=True)
+        # Every document's rank by the fixed vector, per query (stable: ties in input order).
+        orders = [np.argsort(-(fixed_docs @ fq), kind="stable") for fq in fixed_queries]
 
-        def two_stage(i: int, prefetch: int, top: int, docs: np.ndarray = fixed_docs,
-                      queries: np.ndarray = fixed_queries) -> list[str]:  # fmt: skip
+        def two_stage(
+            i: int, prefetch: int, top: int, orders: list[np.ndarray] = orders
+        ) -> list[str]:
             """Top ``top`` by MaxSim among the ``prefetch`` best by the fixed vector."""
-            order = np.argsort(-(docs @ queries[i]), kind="stable")
-            candidates = order[: max(prefetch, top)]
+            candidates = orders[i][: max(prefetch, top)]
             ranked = rank_order(full_scores[coll.query_ids[i]][candidates], top)
             return [coll.doc_ids[candidates[j]] for j in ranked]
 
@@ -346,29 +613,76 @@ def evaluate_collection(
                 started = time.perf_counter()
                 qdrant.search_vectors(qv, k=k)
                 full_scan.append(time.perf_counter() - started)
+        qdrant.close()
         systems.append(result)
-        checks[fixed] = (
-            f"{fixed}: Qdrant's own top-10 (prefetch {max(default_prefetch, k)}, k={k}) equals "
-            f"the numpy two-stage top-10 for {same_top10}/{n_check} queries (prefetch "
+        checks.append(
+            f"  {fixed}: Qdrant's own top-10 (prefetch {max(default_prefetch, k)}, k={k}) "
+            f"equals the numpy two-stage top-10 for {same_top10}/{n_check} queries (prefetch "
             f"{prefetches[0]}, k=10: {same_small}/{n_check}); Qdrant local "
             f"search {median_ms(result.search_latencies):.0f} ms p50 with prefetch, "
             f"{median_ms(full_scan):.0f} ms without (full MaxSim scan)"
         )
-        agreement[fixed] = {}
-        for prefetch in prefetches:
-            overlaps = [
-                len(set(two_stage(i, prefetch, 10)) & set(exact.runs[qid][:10])) / 10
+        # Per query: the two-stage top 10 against the exact top 10 (recall@10), and the first
+        # stage alone: the share of the exact top 10 within the top P by the fixed vector.
+        position = {d: i for i, d in enumerate(coll.doc_ids)}
+        exact_rows = [np.array([position[d] for d in reference[q]]) for q in coll.query_ids]
+        ranks = []  # rank by the fixed vector of each exact top-10 document, per query
+        for i in range(n):
+            rank_of = np.empty(len(coll.doc_ids), dtype=np.int64)
+            rank_of[orders[i]] = np.arange(len(coll.doc_ids))
+            ranks.append(rank_of[exact_rows[i]])
+        per_prefetch: dict[str, dict[str, float]] = {}
+        for prefetch in [10, *prefetches]:
+            two = [
+                len(set(two_stage(i, prefetch, 10)) & set(reference[qid])) / 10
                 for i, qid in enumerate(coll.query_ids)
             ]
-            agreement[fixed][prefetch] = statistics.fmean(overlaps)
-        qdrant.close()
+            first = [float(np.mean(r < prefetch)) for r in ranks]
+            per_prefetch[str(prefetch)] = {
+                "two_stage": statistics.fmean(two),
+                "first_stage": statistics.fmean(first),
+            }
+        fixed_report[fixed] = {
+            "queries": n,
+            "fixed_dim": qdrant.fixed_dim,
+            "by_prefetch": per_prefetch,
+        }
+    lines = [
+        f"Fixed-vector first stage against the exact top 10 ({n} queries): two-stage = "
+        "recall@10 of (top P by the fixed vector, then exact MaxSim); first stage = share of "
+        "the exact top 10 within the top P by the fixed vector (P=10: the fixed vector alone).",
+        *fixed_table(fixed_report),
+        "Checked through Qdrant (local mode):",
+        *checks,
+    ]
+    return systems, fixed_report, lines
 
-    # BM25 top 100 + ColBERT rerank (document vectors precomputed, as an index would hold).
+
+def fixed_table(fixed_report: dict[str, Any]) -> list[str]:
+    """Markdown rows: one per fixed vector, ``two-stage / first stage`` per prefetch."""
+    if not fixed_report:
+        return []
+    prefetches = list(next(iter(fixed_report.values()))["by_prefetch"])
+    lines = [
+        "| fixed vector (dim) | " + " | ".join(f"P={p}" for p in prefetches) + " |",
+        "| --- |" + " ---: |" * len(prefetches),
+    ]
+    for fixed, values in fixed_report.items():
+        cells = [
+            f"{v['two_stage']:.3f} / {v['first_stage']:.3f}" for v in values["by_prefetch"].values()
+        ]
+        lines.append(f"| {fixed} ({values['fixed_dim']}) | " + " | ".join(cells) + " |")
+    lines.append("(each cell: two-stage recall@10 / first-stage recall of the exact top 10)")
+    return lines
+
+
+def run_rerank(
+    coll: Collection, model: ColBERT, bm25: Any, doc_vectors: list[np.ndarray], k: int
+) -> SystemResult:
+    """BM25 top 100 + ColBERT rerank (document vectors precomputed, as an index holds them)."""
     import bm25s
 
     rerank = SystemResult("bm25 top-100 + colbert rerank")
-    rerank.build_s = bm25_result.build_s + encode_s
-    rerank.size_bytes = bm25_result.size_bytes + exact.size_bytes
     by_id = dict(zip(coll.doc_ids, doc_vectors, strict=True))
     for qid, query in zip(coll.query_ids, coll.queries, strict=True):
         started = time.perf_counter()
@@ -384,62 +698,7 @@ def evaluate_collection(
         done = time.perf_counter()
         rerank.latencies.append(bm25_s + done - started)
         rerank.search_latencies.append(bm25_s + done - encoded)
-    systems.append(rerank)
-
-    # Report.
-    print("| system | nDCG@10 | R@100 | query ms p50 | search ms p50 | build s | size MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    rows = {}
-    for s in systems:
-        ndcg, recall = evaluate(s, coll)
-        rows[s.name] = {
-            "ndcg@10": ndcg,
-            "recall@100": recall,
-            "query_ms_p50": median_ms(s.latencies),
-            "search_ms_p50": median_ms(s.search_latencies),
-            "build_s": s.build_s,
-            "size_mb": s.size_bytes / 1e6,
-        }
-        print(
-            f"| {s.name} | {ndcg:.3f} | {recall:.3f} | {median_ms(s.latencies):.1f} | "
-            f"{median_ms(s.search_latencies):.1f} | {s.build_s:.1f} | {s.size_bytes / 1e6:.1f} |"
-        )
-    print(
-        "\nquery ms: one query end to end (query encoding included: "
-        f"{median_ms(encode_times):.1f} ms p50 one at a time, {query_encode_ms:.1f} ms/query "
-        "batched; for Qdrant: search ms + that query's encoding time, measured separately, "
-        "on the checked queries only); "
-        "search ms: with the query already encoded (BM25 and "
-        "BM25+rerank: BM25 and MaxSim of the 100 candidates). ColBERT build times include "
-        f"document encoding ({encode_s:.1f} s, once). Sizes: BM25 score matrix; exact index: "
-        "the saved directory; Qdrant: raw float32 vectors (token multivectors + fixed vector), "
-        "Qdrant's own overhead excluded.\n"
-    )
-    n = len(coll.query_ids)
-    print(
-        f"Agreement: exact index top-10 == brute-force reference (ColBERT.score_vectors over "
-        f"all documents) for {identical}/{n} queries; max |score difference| {max_diff:.2e}."
-    )
-    print(f"Qdrant two-stage recall@10 against the exact index top-10 (k=10, {n} queries):")
-    for fixed, values in agreement.items():
-        shown = ", ".join(f"prefetch {p}: {v:.3f}" for p, v in values.items())
-        print(f"  {fixed}: {shown}")
-    print("Checked through Qdrant (local mode):")
-    for line in checks.values():
-        print(f"  {line}")
-    print(f"\n> {DISCLAIMER}\n")
-    return {
-        "documents": len(coll.texts),
-        "queries": n,
-        "encode_s": encode_s,
-        "systems": rows,
-        "exact_vs_bruteforce_identical_top10": identical,
-        "exact_vs_bruteforce_max_score_diff": max_diff,
-        "qdrant_checks": checks,
-        "qdrant_recall@10_vs_exact": {
-            fixed: {str(p): v for p, v in values.items()} for fixed, values in agreement.items()
-        },
-    }
+    return rerank
 
 
 if __name__ == "__main__":

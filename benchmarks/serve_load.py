@@ -24,6 +24,10 @@ latency, peak RSS of the process holding the model (VmHWM), requests per model c
 server's /metrics). The throughput ratio is against the serial run of the same round.
 
 MODEL defaults to ``$COLBERT_PLUGINS_TEST_MODEL`` or ``../shared/models/colbert-minilm-proxy``.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ end of the warm-up and the end.
 
 MODEL defaults to ``$COLBERT_PLUGINS_TEST_MODEL`` or ``../shared/models/colbert-minilm-proxy``;
 ``tiny`` builds the unit tests' tiny model in a temporary directory.
+
+Model: speed, memory and overhead do not depend on trained weights, so the untrained proxy
+(../shared/models/colbert-minilm-proxy, the default) measures them as well as a trained model
+of the same architecture; no quality number comes out of it.
 """
 
 from __future__ import annotations
