@@ -16,6 +16,9 @@ from tiny_model import build_model_dir
 
 DOCS = ["the cat sat on the mat", "paris is the capital of france", "hello world"]
 BERT = {"model_type": "bert", "num_attention_heads": 1, "hidden_size": 16}
+FUSED = f"{optimize._FUSED_RECIPE}.onnx"
+#: A PyLate model exported by torch's dynamo exporter (attention as SDPA with IsNaN masking).
+DYNAMO_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "pylate" / "bert-qd"
 
 
 def test_optimized_graph_is_cached_and_gives_same_vectors(
@@ -23,13 +26,13 @@ def test_optimized_graph_is_cached_and_gives_same_vectors(
 ) -> None:
     source = tiny_model_dir / "model.onnx"
     prepared = prepare_graph(source, BERT, optimize=True, directory=tmp_path)
-    assert prepared != source and prepared.name == "fused.onnx"
+    assert prepared != source and prepared.name == FUSED
     mtime = prepared.stat().st_mtime_ns
     assert prepare_graph(source, BERT, optimize=True, directory=tmp_path) == prepared
     assert prepared.stat().st_mtime_ns == mtime  # reused, not rebuilt
     plain = ColBERT.from_pretrained(tiny_model_dir, optimize=False, cache=False)
     fused = ColBERT.from_pretrained(tiny_model_dir, optimize=True, cache=False)
-    assert plain.encoder.path == source and fused.encoder.path.name == "fused.onnx"
+    assert plain.encoder.path == source and fused.encoder.path.name == FUSED
     for a, b in zip(plain.encode_documents(DOCS), fused.encode_documents(DOCS), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -49,8 +52,8 @@ def test_mismatching_fused_graph_is_discarded(
     monkeypatch.setattr(optimize, "_compare", lambda reference, candidate: 0.5)
     source = tiny_model_dir / "model.onnx"
     assert prepare_graph(source, BERT, optimize=True, directory=tmp_path) == source
-    assert not list(tmp_path.rglob("fused.onnx"))
-    (marker,) = tmp_path.rglob("fused.rejected")
+    assert not list(tmp_path.rglob(FUSED))
+    (marker,) = tmp_path.rglob(f"{optimize._FUSED_RECIPE}.rejected")
     assert "max |diff| 5.00e-01" in marker.read_text()
 
     # Remembered: the next load neither rebuilds nor re-checks the graph.
@@ -63,7 +66,7 @@ def test_mismatching_fused_graph_is_discarded(
     # ... until ONNX Runtime changes, since the fusion comes from it.
     marker.write_text("onnxruntime 0.0.1: max |diff| 5.00e-01")
     monkeypatch.undo()  # the real check again
-    assert prepare_graph(source, BERT, optimize=True, directory=tmp_path).name == "fused.onnx"
+    assert prepare_graph(source, BERT, optimize=True, directory=tmp_path).name == FUSED
 
 
 def test_int8_graph_is_close_and_ranks_alike(tiny_model_dir: pathlib.Path) -> None:
@@ -142,5 +145,76 @@ def test_the_optimizer_prints_nothing_to_stdout(
     that must not reach stdout, where it would corrupt ``--json`` output."""
     fixture = pathlib.Path(__file__).parent / "fixtures" / "pylate" / "bert-qd"
     model = ColBERT.from_pretrained(fixture, optimize=True, cache=False)
-    assert model.encoder.path.name == "fused.onnx"
+    assert model.encoder.path.name == FUSED
     assert capfd.readouterr().out == ""
+
+
+def _op_types(graph: pathlib.Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(graph), load_external_data=False).graph.node}
+
+
+def _dynamo_config() -> dict[str, object]:
+    import json
+
+    return dict(json.loads((DYNAMO_FIXTURE / "config.json").read_text()))
+
+
+def _same_vectors(graph: pathlib.Path, atol: float = 1e-5) -> None:
+    from colbert_plugins.onnx_encoder import OnnxEncoder
+
+    plain = OnnxEncoder(DYNAMO_FIXTURE / "model.onnx")
+    fused = OnnxEncoder(graph)
+    ids = np.array([[101, 2, 7, 9, 30, 102, 0, 0], [101, 2, 44, 45, 46, 47, 48, 102]])
+    mask = (np.arange(8) < np.array([[6], [8]])).astype(np.int64)
+    a, b = plain(ids, mask), fused(ids, mask)
+    np.testing.assert_allclose(a[mask.astype(bool)], b[mask.astype(bool)], atol=atol)
+
+
+def test_dynamo_exported_attention_is_fused(tmp_path: pathlib.Path) -> None:
+    """ONNX Runtime's optimizer fuses no attention in a dynamo export; onnxscript's does."""
+    pytest.importorskip("onnxscript")
+    source = DYNAMO_FIXTURE / "model.onnx"
+    assert "Attention" not in _op_types(source) and "IsNaN" in _op_types(source)
+    prepared = prepare_graph(source, _dynamo_config(), optimize=True, directory=tmp_path)
+    assert prepared.name == FUSED
+    assert "Attention" in _op_types(prepared) and "IsNaN" not in _op_types(prepared)
+    _same_vectors(prepared)
+
+
+def test_without_onnxscript_ort_fusion_is_kept(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_find_spec = optimize.importlib.util.find_spec
+    monkeypatch.setattr(
+        optimize.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a),
+    )
+    source = DYNAMO_FIXTURE / "model.onnx"
+    prepared = prepare_graph(source, _dynamo_config(), optimize=True, directory=tmp_path)
+    assert prepared.name == FUSED
+    ops = _op_types(prepared)
+    assert "Attention" not in ops and "BiasGelu" in ops  # ONNX Runtime's fusion, no attention
+    _same_vectors(prepared)
+
+
+def test_disagreeing_onnxscript_fusion_is_not_used(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("onnxscript")
+    real_compare = optimize._compare
+    calls: list[pathlib.Path] = []
+
+    def compare(reference: pathlib.Path, candidate: pathlib.Path) -> float:
+        calls.append(candidate)  # the first check is onnxscript's graph: make it disagree
+        return 0.5 if len(calls) == 1 else real_compare(reference, candidate)
+
+    monkeypatch.setattr(optimize, "_compare", compare)
+    source = DYNAMO_FIXTURE / "model.onnx"
+    with caplog.at_level("WARNING", logger="colbert_plugins.optimize"):
+        prepared = prepare_graph(source, _dynamo_config(), optimize=True, directory=tmp_path)
+    assert len(calls) == 2 and "disagrees" in caplog.text
+    assert prepared.name == FUSED and "Attention" not in _op_types(prepared)
+    _same_vectors(prepared)

@@ -10,6 +10,18 @@ made from the fused one, so its attention projections become one QAttention. It 
 installed and skipped otherwise. Each prepared graph is checked against the original on a
 probe batch before it is used; a fused graph that disagrees is discarded.
 
+Graphs written by torch's dynamo exporter (``torch.onnx.export`` on torch >= 2.9, which
+``pylate-onnx-export`` uses) express attention as scaled-dot-product attention with
+``IsNaN``/``Where`` masking, a pattern ONNX Runtime's optimizer does not recognise: it fuses
+no Attention there. When it fused none and ``onnxscript`` (in the ``optimize`` extra) is
+installed, its ONNX Runtime fusions (``onnxscript.rewriter.ort_fusions``) are used instead,
+which fuse those graphs' attention into Attention nodes: on the trained MiniLM ColBERT
+(pylate-onnx-export, torch 2.13), forward passes 1.10-1.13x faster on 2 threads (raw ONNX
+Runtime on the same batches, two runs), vectors within 4e-7 of the original graph. Its int8
+graph keeps these Attention nodes in float32 (ONNX Runtime's quantizer makes no QAttention
+from an Attention with ``qkv_hidden_sizes``, nor could QAttention take its additive mask), and
+still ran 1.10x faster than the int8 graph of ONNX Runtime's fusion (Q, K, V products in int8).
+
 Prepared graphs live in ``$COLBERT_PLUGINS_CACHE`` (default ``~/.cache/colbert-plugins``),
 keyed by a fingerprint of the source graph, and are written atomically.
 """
@@ -46,6 +58,11 @@ _FINGERPRINT_BYTES = 1 << 20
 #: Name of the int8 graph in the cache; a new quantization recipe gets a new name, so that
 #: graphs cached by an earlier version are not reused.
 _INT8_RECIPE = "int8-v2"
+#: Name of the fused graph in the cache, changed with the fusion recipe likewise (v2: attention
+#: of dynamo-exported graphs fused by onnxscript).
+_FUSED_RECIPE = "fused-v2"
+#: Fused node types that stand for a whole attention block.
+_ATTENTION_OPS = {"Attention", "MultiHeadAttention"}
 
 
 def cache_root() -> Path:
@@ -112,11 +129,14 @@ def prepare_graph(
             )
         if printed.getvalue().strip():
             logger.debug("graph optimizer output: %s", printed.getvalue().strip())
+        statistics = fused.get_fused_operator_statistics()
+        if not any(statistics.get(op) for op in _ATTENTION_OPS) and _fuse_with_onnxscript(src, dst):
+            return
         fused.save_model_to_file(str(dst), use_external_data_format=_has_external_data(src))
-        logger.info("fused graph: %s", fused.get_fused_operator_statistics())
+        logger.info("fused graph: %s", statistics)
 
     try:
-        return _cached(source, "fused", fuse, directory, check=FUSED_TOLERANCE)
+        return _cached(source, _FUSED_RECIPE, fuse, directory, check=FUSED_TOLERANCE)
     except _FusedGraphMismatchError as exc:
         logger.warning("not using the fused graph of %s: %s", source, exc)
         return source
@@ -129,6 +149,50 @@ def prepare_graph(
 
 class _FusedGraphMismatchError(Exception):
     pass
+
+
+def _fuse_with_onnxscript(src: Path, dst: Path) -> bool:
+    """Write onnxscript's ONNX Runtime fusion of ``src`` to ``dst`` if it fuses attention.
+
+    False (nothing written) when onnxscript is not installed, fails, fuses no attention, or
+    its graph disagrees with the original on the probe batch: the caller then keeps ONNX
+    Runtime's own fusion.
+    """
+    if importlib.util.find_spec("onnxscript") is None:
+        logger.debug("onnxscript not installed: attention of %s stays unfused", src.name)
+        return False
+    try:
+        import onnx_ir as ir
+        from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            model, counts = optimize_for_ort(ir.load(str(src)))
+        if printed.getvalue().strip():
+            logger.debug("onnxscript output: %s", printed.getvalue().strip())
+        attention = sum(counts.get(k, 0) for k in ("attention", "mha1", "mha2", "sdpa_via_mha"))
+        if not attention:
+            logger.debug("onnxscript fused no attention in %s: %s", src.name, counts)
+            return False
+        external = dst.name + ".data" if _has_external_data(src) else None
+        ir.save(model, str(dst), external_data=external)
+        worst = _compare(src, dst)
+    except Exception as exc:  # onnxscript is young: any failure means "not this way"
+        logger.warning("onnxscript could not fuse %s, keeping ONNX Runtime's fusion: %s", src, exc)
+        for part in dst.parent.glob(dst.name + "*"):
+            part.unlink()
+        return False
+    if not worst <= FUSED_TOLERANCE:
+        logger.warning(
+            "onnxscript's fusion of %s disagrees (max |diff| %.2e), keeping ONNX Runtime's",
+            src.name,
+            worst,
+        )
+        for part in dst.parent.glob(dst.name + "*"):
+            part.unlink()
+        return False
+    logger.info("fused graph (onnxscript ort_fusions): %s", {k: v for k, v in counts.items() if v})
+    return True
 
 
 def _ort_version() -> str:
