@@ -63,6 +63,7 @@ from .base import (
     ADD_CHUNK,
     ColBERTIndex,
     IndexedDocument,
+    IndexFormatError,
     MetadataFilter,
     SearchHit,
     check_documents,
@@ -86,11 +87,18 @@ from .store import (
     read_manifest,
     remove_unreferenced,
     save_codec,
+    will_need,
     write_deleted,
     write_manifest,
 )
 
-__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_NPROBE", "DEFAULT_RERANK", "CompressedIndex"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_EXACT",
+    "DEFAULT_NPROBE",
+    "DEFAULT_RERANK",
+    "CompressedIndex",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +108,8 @@ DEFAULT_NPROBE = 4
 DEFAULT_CANDIDATES = 1024
 #: Of those, documents decompressed and scored by MaxSim.
 DEFAULT_RERANK = 256
+#: Of those, documents scored by exact MaxSim over their float16 originals (read from disk).
+DEFAULT_EXACT = 64
 #: Documents encoded before the centroids are trained (when the index has none yet).
 TRAIN_DOCUMENTS = 8192
 #: Token vectors sampled for k-means, per centroid.
@@ -138,6 +148,18 @@ class CompressedIndex(ColBERTIndex):
         rerank: of those, documents decompressed and scored by MaxSim (default
             :data:`DEFAULT_RERANK`). More of any of the three: higher recall against exact
             MaxSim, slower searches; see the README's trade-off curve.
+        exact: of those, the best by their compressed score (at least ``k``) are scored
+            again by exact MaxSim over their float16 originals, read from disk (default
+            :data:`DEFAULT_EXACT`; 0: never read the originals, rank by the codes). Only
+            used in an index that keeps originals.
+        originals: keep every token vector in float16 in a memory-mapped file beside the
+            codes (256 more bytes per token vector on disk at 128 dimensions, read only
+            for the ``exact`` documents of each search, so not resident in memory): recall
+            against exact MaxSim near 1 instead of the codec's ceiling. ``False``: only the
+            codes (a disk-constrained index). Default: ``True`` for a new index; an existing
+            index keeps what it was created with (indexes written before format version 3
+            have no originals, nor do their new segments), and a different explicit value
+            is refused.
         max_segments: merge segments when an add leaves more than this many.
         check_model_key: set ``False`` to open an index whose recorded model key differs
             (only when the models are known to produce identical vectors); the vector size
@@ -165,6 +187,8 @@ class CompressedIndex(ColBERTIndex):
         nprobe: int = DEFAULT_NPROBE,
         candidates: int = DEFAULT_CANDIDATES,
         rerank: int = DEFAULT_RERANK,
+        exact: int = DEFAULT_EXACT,
+        originals: bool | None = None,
         max_segments: int = 8,
         check_model_key: bool = True,
     ) -> None:
@@ -180,13 +204,21 @@ class CompressedIndex(ColBERTIndex):
             )
         if ncentroids is not None:
             ncentroids = check_k(ncentroids, "ncentroids")
+        if originals is not None and not isinstance(originals, bool):
+            raise InvalidArgumentTypeError(
+                f"originals must be True, False or None, got {originals!r}"
+            )
+        if isinstance(exact, bool) or not isinstance(exact, int | np.integer) or exact < 0:
+            raise InvalidArgumentError(f"exact must be an integer >= 0, got {exact!r}")
         self.model = model
         self.path = Path(path)
         self.nprobe = check_k(nprobe, "nprobe")
         self.candidates = check_k(candidates, "candidates")
         self.rerank = check_k(rerank, "rerank")
+        self.exact = int(exact)
         self.max_segments = check_k(max_segments, "max_segments")
         self._nbits = nbits
+        self._originals = True if originals is None else originals
         self._ncentroids = ncentroids
         self._lock = threading.Lock()
         if self.path.exists() and not self.path.is_dir():
@@ -195,6 +227,15 @@ class CompressedIndex(ColBERTIndex):
             manifest = read_manifest(self.path)
             self._check_model(manifest, check_model_key)
             self._nbits = int(manifest["nbits"])
+            # Versions 1 and 2 kept no originals: nor do their new segments.
+            self._originals = bool(manifest.get("originals", False))
+            if originals is not None and originals != self._originals:
+                raise InvalidArgumentError(
+                    f"the index at {self.path} was created "
+                    + ("with" if self._originals else "without")
+                    + f" original vectors; originals={originals} cannot change that (build a "
+                    "new index; to search without reading them, pass exact=0)"
+                )
             self._snapshot = self._open_snapshot(manifest)
         else:
             # A writer killed during the first add leaves only its own files: not an error.
@@ -216,7 +257,8 @@ class CompressedIndex(ColBERTIndex):
         snap = self._snapshot
         return (
             f"CompressedIndex(path={str(self.path)!r}, model={self.model.name!r}, "
-            f"documents={snap.count}, segments={len(snap.segments)}, nbits={self._nbits})"
+            f"documents={snap.count}, segments={len(snap.segments)}, nbits={self._nbits}, "
+            f"originals={self._originals})"
         )
 
     # -- reading ---------------------------------------------------------------------------------
@@ -243,9 +285,15 @@ class CompressedIndex(ColBERTIndex):
         """Bytes of every file of the committed index (codes, ids, lists, texts, metadata)."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
+    @property
+    def keeps_originals(self) -> bool:
+        """Whether the index keeps the float16 originals of its token vectors."""
+        return self._originals
+
     def vector_bytes(self) -> int:
-        """Bytes that encode token vectors: codes, centroid ids, inverted lists, offsets,
-        and the centroids (texts, ids and metadata excluded)."""
+        """Bytes that encode token vectors and that every search reads from: codes,
+        centroid ids, scales, inverted lists, offsets, and the centroids (texts, ids,
+        metadata and the float16 originals excluded: see :meth:`original_bytes`)."""
         snap = self._snapshot
         total = 0
         if snap.codec is not None:
@@ -256,6 +304,12 @@ class CompressedIndex(ColBERTIndex):
             total += seg.ivf_offsets.nbytes + seg.doc_offsets.nbytes
             total += 0 if seg.scales is None else seg.scales.nbytes
         return total
+
+    def original_bytes(self) -> int:
+        """Bytes of the float16 originals on disk (0 in an index without them): a search
+        reads only those of its ``exact`` documents."""
+        segments = self._snapshot.segments
+        return sum(0 if seg.originals is None else seg.originals.nbytes for seg in segments)
 
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
         wanted = check_ids(ids)
@@ -270,7 +324,8 @@ class CompressedIndex(ColBERTIndex):
         return found
 
     def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
-        """The decompressed token vectors of these documents, in the order given."""
+        """The decompressed token vectors of these documents, in the order given (decoded
+        from the codes, also in an index that keeps originals)."""
         wanted = check_ids(ids)
         snap = self._snapshot
         check_known(wanted, snap.positions)
@@ -303,9 +358,11 @@ class CompressedIndex(ColBERTIndex):
                 return []
             picked = _prune(snap, centroid_scores, picked, max(k, self.rerank))
             scored = self._rerank(snap, query, centroid_scores, picked)
+            scored.sort(key=lambda item: (-item[0], item[1]))
+            if self.exact and self._originals:
+                scored = _exact_rerank(snap, query, scored, max(k, self.exact))
         if self.model.config.normalize_scores:
             scored = [(s / max(1, len(query)), where) for s, where in scored]
-        scored.sort(key=lambda item: (-item[0], item[1]))
         hits = []
         for score, (s, local) in scored[:k]:
             record = snap.segments[s].document_line(local)
@@ -524,12 +581,20 @@ class CompressedIndex(ColBERTIndex):
                             "centroids": centroid_file(codec),
                         }
                     if writer is None:
-                        writer = SegmentWriter(self.path, codec)
+                        writer = SegmentWriter(self.path, codec, originals=self._originals)
                     cids, codes = codec.encode(flat)
                     meta_lines = [
                         json.dumps(m, ensure_ascii=False).encode("utf-8") for m in metadatas[part]
                     ]
-                    writer.append(ids[part], lines[part], meta_lines, cids, codes, lengths)
+                    writer.append(
+                        ids[part],
+                        lines[part],
+                        meta_lines,
+                        cids,
+                        codes,
+                        lengths,
+                        flat if self._originals else None,
+                    )
                 if writer is None or codec is None or codec_info is None:
                     return
                 new_info = writer.finish()
@@ -570,7 +635,7 @@ class CompressedIndex(ColBERTIndex):
         with self._writing() as snap:
             if snap.codec is None or snap.codec_info is None or not snap.segments:
                 return
-            merged = _merge(self.path, snap.codec, list(snap.segments))
+            merged = _merge(self.path, snap.codec, list(snap.segments), self._originals)
             self._commit(snap.codec, snap.codec_info, [merged] if merged else [])
 
     # -- internals -------------------------------------------------------------------------------
@@ -618,7 +683,7 @@ class CompressedIndex(ColBERTIndex):
         while len(segments) > self.max_segments:
             sizes = [seg.tokens for seg in segments]
             i = min(range(len(segments) - 1), key=lambda j: sizes[j] + sizes[j + 1])
-            merged = _merge(self.path, codec, segments[i : i + 2])
+            merged = _merge(self.path, codec, segments[i : i + 2], self._originals)
             segments[i : i + 2] = [merged] if merged is not None else []
         return segments
 
@@ -634,6 +699,7 @@ class CompressedIndex(ColBERTIndex):
             "dim": self.model.dim,
             "normalize_scores": self.model.config.normalize_scores,
             "nbits": codec.nbits,
+            "originals": self._originals,
             "codec": codec_info,
             "segments": [seg.info() for seg in segments],
         }
@@ -647,6 +713,13 @@ class CompressedIndex(ColBERTIndex):
             return _Snapshot(None, None, (), {})
         codec = load_codec(self.path, info)
         segments = [Segment.open(self.path, seg, codec) for seg in manifest["segments"]]
+        for seg in segments:
+            if (seg.originals is not None) != self._originals:
+                raise IndexFormatError(
+                    f"{self.path}: segment {seg.name} "
+                    + ("lacks" if self._originals else "has")
+                    + " original vectors, unlike the index's manifest"
+                )
         return _snapshot(codec, info, segments)
 
     def _check_model(self, manifest: dict[str, Any], check_model_key: bool) -> None:
@@ -790,9 +863,12 @@ def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> np
     return shifts + np.arange(total, dtype=np.int64)
 
 
-def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Segment | None:
-    """One new segment holding the live documents of ``segments`` (None if there are none)."""
-    writer = SegmentWriter(root, codec)
+def _merge(
+    root: Path, codec: ResidualCodec, segments: Sequence[Segment], originals: bool
+) -> Segment | None:
+    """One new segment holding the live documents of ``segments`` (None if there are none),
+    with their originals when ``originals`` (every segment has them then)."""
+    writer = SegmentWriter(root, codec, originals=originals)
     try:
         for seg in segments:
             live = np.flatnonzero(seg.live)
@@ -810,6 +886,7 @@ def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Seg
                     np.asarray(seg.centroid_ids[rows]),
                     np.asarray(seg.codes[rows]),
                     lengths,
+                    None if seg.originals is None else np.asarray(seg.originals[rows]),
                 )
         if not writer.ids:
             writer.abort()
@@ -818,6 +895,32 @@ def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Seg
     except BaseException:
         writer.abort()
         raise
+
+
+def _exact_rerank(
+    snap: _Snapshot,
+    query: FloatArray,
+    ranked: list[tuple[float, tuple[int, int]]],
+    count: int,
+) -> list[tuple[float, tuple[int, int]]]:
+    """``ranked`` (best compressed score first) with its first ``count`` documents scored
+    again by exact MaxSim over their float16 originals and put in that order; the others
+    follow in their order, with their compressed scores. Documents of segments without
+    originals keep their compressed scores."""
+    head, tail = ranked[:count], ranked[count:]
+    picked = [where for _, where in head]
+    scores = np.array([score for score, _ in head], dtype=np.float32)
+    for s, (positions, locals_) in _by_segment(picked).items():
+        seg = snap.segments[s]
+        if seg.originals is None:
+            continue
+        starts, stops = seg.doc_offsets[locals_], seg.doc_offsets[locals_ + 1]
+        will_need(seg.originals, starts, stops)  # one read per document on a cold cache
+        rows = _ranges(starts, stops - starts)
+        vectors = np.asarray(seg.originals)[rows].astype(np.float32)
+        scores[positions] = _segment_sums(query @ vectors.T, stops - starts)
+    order = sorted(range(len(head)), key=lambda n: (-float(scores[n]), picked[n]))
+    return [(float(scores[n]), picked[n]) for n in order] + tail
 
 
 def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> bytes:
