@@ -233,8 +233,11 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
                 marks.append(time.perf_counter())
                 kept["candidates"].append([snap.segments[s].ids[i] for s, i in candidates])
                 kept["prune"].append([snap.segments[s].ids[i] for s, i in picked])
-                scored = index._rerank(snap, q, scores, picked)
-                scored.sort(key=lambda item: (-item[0], item[1]))
+                if exact_count >= len(picked):  # as search_vectors: no rerank from codes
+                    scored = [(0.0, where) for where in picked]
+                else:
+                    scored = index._rerank(snap, q, scores, picked)
+                    scored.sort(key=lambda item: (-item[0], item[1]))
                 marks.append(time.perf_counter())
                 if exact_count:
                     _exact_rerank(snap, q, scored, exact_count)
@@ -359,12 +362,13 @@ SWEEP = [
     (16, 8192, 2048, 0),
     (2, 256, 64, 32),
     (4, 512, 128, 32),
-    (4, 512, 128, 64),
+    (4, 1024, 128, 32),
+    (4, 1024, 128, 64),
+    (4, 1024, 64, 64),
     (4, 1024, 256, 32),
     (4, 1024, 256, 64),
-    (4, 1024, 256, 128),
+    (8, 2048, 256, 64),
     (8, 2048, 512, 64),
-    (8, 2048, 512, 128),
 ]
 #: Sizes of the head of the code-ranked list whose survival is reported.
 SURVIVAL_AT = (10, 16, 24, 32, 48, 64, 96, 128, 256)
@@ -382,11 +386,19 @@ def report_stages(row: dict[str, Any], exact: list[list[str]]) -> None:
         row["code_survival"] = {
             n: recall([c[:n] for c in codes], exact) for n in SURVIVAL_AT if n <= row["rerank"]
         }
+        row["prune_survival"] = {
+            n: recall([c[:n] for c in ids["prune"]], exact)
+            for n in SURVIVAL_AT
+            if n <= row["rerank"]
+        }
         print(
             f"{'':<28} exact top-10 kept after candidates "
             f"{row['stage_recall']['candidates']:.3f}, after prune "
             f"{row['stage_recall']['prune']:.3f}, final {row['recall']:.3f}; among the best N "
-            "by the codes: " + ", ".join(f"{n} {v:.3f}" for n, v in row["code_survival"].items()),
+            "by the codes: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in row["code_survival"].items())
+            + "; among the best N by centroid interaction: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in row["prune_survival"].items()),
             flush=True,
         )
     if row.get("stages_ms"):

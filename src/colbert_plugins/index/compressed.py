@@ -357,10 +357,14 @@ class CompressedIndex(ColBERTIndex):
             if not picked:
                 return []
             picked = _prune(snap, centroid_scores, picked, max(k, self.rerank))
-            scored = self._rerank(snap, query, centroid_scores, picked)
-            scored.sort(key=lambda item: (-item[0], item[1]))
-            if self.exact and self._originals:
-                scored = _exact_rerank(snap, query, scored, max(k, self.exact))
+            exact = max(k, self.exact) if self.exact and self._originals else 0
+            if exact >= len(picked):  # all of them exact: the codes would only order them
+                scored = _exact_rerank(snap, query, [(0.0, where) for where in picked], exact)
+            else:
+                scored = self._rerank(snap, query, centroid_scores, picked)
+                scored.sort(key=lambda item: (-item[0], item[1]))
+                if exact:
+                    scored = _exact_rerank(snap, query, scored, exact)
         if self.model.config.normalize_scores:
             scored = [(s / max(1, len(query)), where) for s, where in scored]
         hits = []
