@@ -361,7 +361,7 @@ def test_recall_against_exact_on_tiny_model(index: CompressedIndex, tiny_model: 
     # 8-dim vectors quantized to 2 bits per dimension: coarse, but far from random (0.08).
     assert _recall(codes_only, exact, queries) >= 0.6
     # The exact rerank over the float16 originals repairs what the codes mis-rank: the
-    # candidate stages keep the exact top 10 among the best 64 by the codes.
+    # candidate stages keep the exact top 10 among the best 32 by the codes (DEFAULT_EXACT).
     assert _recall(index, exact, queries) >= 0.95 > _recall(codes_only, exact, queries)
 
 
@@ -376,7 +376,7 @@ def test_exact_rerank_scores_are_maxsim_over_the_originals(
     idx.add_vectors(vectors, texts, ids=[f"d{i}" for i in range(60)])
     query = tiny_model.encode_queries(["paris capital of france"])[0]
     hits = idx.search_vectors(query, k=60)
-    assert len(hits) == 60  # exact=64 covers them all
+    assert len(hits) == 60  # max(k, exact) covers them all
     half = {f"d{i}": v.astype(np.float16).astype(np.float32) for i, v in enumerate(vectors)}
     expected = [float((query @ half[h.id].T).max(axis=1).sum()) for h in hits]
     np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-6, atol=1e-6)
