@@ -90,6 +90,25 @@ def rss_mb(field: str) -> float:
     return float("nan")
 
 
+def mapped_rss_mb(suffix: str) -> float:
+    """RSS of this process's maps of files whose name ends with ``suffix`` (from
+    /proc/self/smaps; nan where it cannot be read)."""
+    total, inside = 0, False
+    try:
+        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    inside = len(head) >= 6 and head[-1].endswith(suffix)
+                elif inside and head[0] == "Rss:":
+                    total += int(head[1])
+    except OSError:
+        return float("nan")
+    return total / 1024
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
@@ -301,6 +320,8 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             # clean page cache the kernel can drop; RssAnon: the process's own memory.
             "rss_anon_mb": rss_mb("RssAnon"),
             "rss_file_mb": rss_mb("RssFile"),
+            # of which the float16 originals (touched by the exact reranks only)
+            "rss_originals_mb": mapped_rss_mb("originals.f16"),
             "rss_anon_before_mb": base_anon,
         }
         row.update(search_stages(index, queries))
@@ -347,7 +368,8 @@ def report(label: str, row: dict[str, Any]) -> None:
         )
         + f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f}"
         + (
-            f"; mapped files {row['rss_file_mb']:.0f}, anonymous {row['rss_anon_mb']:.0f})"
+            f"; mapped files {row['rss_file_mb']:.0f} (originals "
+            f"{row.get('rss_originals_mb', 0):.0f}), anonymous {row['rss_anon_mb']:.0f})"
             if "rss_file_mb" in row
             else ")"
         ),
