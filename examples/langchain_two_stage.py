@@ -128,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     embeddings = ColBERTEmbeddings(model, pooling=args.pooling)
     store = InMemoryVectorStore(embedding=embeddings)
     start = time.perf_counter()
-    store.add_documents(documents)
+    print(f"stage 1 index: encoding {len(documents)} documents (a few minutes on 2 CPU cores)...")
+    step = max(1, len(documents) // 10)
+    for first in range(0, len(documents), step):
+        store.add_documents(documents[first : first + step])
+        done = min(first + step, len(documents))
+        rate = done / (time.perf_counter() - start)
+        print(f"  {done}/{len(documents)} documents, {rate:.1f} doc/s", flush=True)
     indexing = time.perf_counter() - start
     print(
         f"stage 1 index: {len(documents)} documents, {args.pooling} pooling "

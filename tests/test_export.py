@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 
 from colbert_plugins import ColBERT
 from colbert_plugins.cli import main
+from shared_models import TRAINED_MODEL, TRAINED_SKIP_REASON
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_EXPORT = all(importlib.util.find_spec(m) is not None for m in ("torch", "pylate"))
@@ -177,3 +179,36 @@ def test_existing_output_needs_force(
     assert main(["export", str(pylate_models["bert-qd"]), str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@needs_export
+@pytest.mark.skipif(not (TRAINED_MODEL / "pylate").is_dir(), reason=TRAINED_SKIP_REASON)
+def test_export_of_the_trained_checkpoint(tmp_path: Path) -> None:
+    """colbert-minilm-trained/pylate was saved with what PyLate leaves in its tokenizer at run
+    time (model_max_length, max_length, max_seq_length 127; fixed padding and truncation in
+    tokenizer.json). The export keeps documents at 128 ids, as PyLate does, and writes the base
+    limits instead of the residue."""
+    from colbert_plugins.export import export_model
+
+    checkpoint = TRAINED_MODEL / "pylate"
+    assert json.loads((checkpoint / "tokenizer_config.json").read_text())["model_max_length"] == 127
+    out = tmp_path / "trained"
+    result = export_model(str(checkpoint), out)
+    report = result.report
+    assert report is not None and report.ok, report and report.summary()
+    assert report.query_id_mismatches == 0 and report.document_id_mismatches == 0
+    assert report.max_abs_diff <= 1e-4 and all(report.rankings_identical)
+    assert max(len(c.ours_ids) for c in report.documents) == 128  # the long check document
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == 512  # config.json max_position_embeddings
+    assert not {"max_length", "stride", "truncation_strategy"} & set(tokenizer_config)
+    assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
+    tokenizer_json = json.loads((out / "tokenizer.json").read_text())
+    assert tokenizer_json["truncation"] is None and tokenizer_json["padding"] is None
+    model = ColBERT.from_pretrained(out, cache=False)
+    assert (model.config.document_length, model.config.max_length) == (128, 512)
+    assert model.settings is not None
+    assert model.settings.source("document_length").endswith(": document_length")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's 0700

@@ -160,7 +160,7 @@ def test_queries_are_finite_unit_vectors(tiny_model: ColBERT, texts: list[str]) 
 
 
 @PROPERTY
-@given(query=any_text, documents=st.lists(any_text, max_size=8))
+@given(query=any_text.filter(str.strip), documents=st.lists(any_text, max_size=8))
 def test_rerank_is_a_permutation_with_finite_scores(
     tiny_model: ColBERT, query: str, documents: list[str]
 ) -> None:
@@ -624,7 +624,35 @@ def test_llama_index_odd_nodes(tiny_model: ColBERT, mode: MetadataMode) -> None:
         assert all(len(s) == 1 for s in by_text.values())  # same text, same score
 
 
-@pytest.mark.parametrize("query", ["", " ", "\x00", "\u200b", "[MASK]" * 40, "😀" * 1000])
+@pytest.mark.parametrize("query", ["", " ", "\t\n"])
+def test_every_entry_point_refuses_an_empty_query(tiny_model: ColBERT, query: str) -> None:
+    """One rule: ranking or searching by an empty or whitespace-only query is an error."""
+    from colbert_plugins.errors import EmptyQueryError
+    from colbert_plugins.index import InMemoryIndex
+
+    docs = [Document(page_content=t) for t in ("the cat sat", "paris")]
+    nodes = [NodeWithScore(node=TextNode(text=d.page_content)) for d in docs]
+    index = InMemoryIndex(tiny_model)
+    index.add(["the cat sat", "paris"])
+    calls = [
+        lambda: tiny_model.rerank(query, ["a", "b"]),
+        lambda: tiny_model.score(query, ["a"]),
+        lambda: tiny_model.score(query, []),
+        lambda: tiny_model.explain(query, "a"),
+        lambda: LangChainRerank(tiny_model).compress_documents(docs, query),
+        lambda: LangChainRerank(tiny_model).compress_documents([], query),
+        lambda: LlamaIndexRerank(model=tiny_model).postprocess_nodes(nodes, query_str=query),
+        lambda: index.search(query),
+        lambda: index.search_batch(["paris", query]),
+    ]
+    for call in calls:
+        with pytest.raises(EmptyQueryError, match=r"is (an empty string|only whitespace)"):
+            call()
+    # Encoding is not ranking: an empty text still has vectors.
+    assert tiny_model.encode_queries([query])[0].shape[0] == tiny_model.config.query_length
+
+
+@pytest.mark.parametrize("query", ["\x00", "\u200b", "[MASK]" * 40, "😀" * 1000])
 def test_adapters_accept_odd_queries(tiny_model: ColBERT, query: str) -> None:
     docs = [Document(page_content=t) for t in ("the cat sat", "", "paris")]
     out = LangChainRerank(tiny_model, top_n=None).compress_documents(docs, query)

@@ -199,3 +199,46 @@ def test_hub_vectors_equal_local_vectors(
     np.testing.assert_array_equal(
         hub.encode_documents(["the cat"])[0], local.encode_documents(["the cat"])[0]
     )
+
+
+# -- an unreachable hub fails fast --------------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The hub endpoint moved to a loopback port where nothing listens (refused at once), no
+    proxy, HF_HUB_OFFLINE unset: what a machine without network sees, minus the DNS wait."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as sock:  # a free port, closed again: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    return endpoint
+
+
+def test_unreachable_hub_fails_at_once_with_the_reason(
+    unreachable_hub: str, tmp_path: pathlib.Path
+) -> None:
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ModelNotFoundError) as info:
+        ColBERT.from_pretrained("nobody/not-cached", cache_dir=tmp_path)
+    elapsed = time.perf_counter() - started
+    message = str(info.value)
+    assert "could not be reached" in message and "127.0.0.1" in message
+    assert "colbert-plugins download" in message
+    # huggingface_hub alone retries five times with back-off (about 25 s).
+    assert elapsed < 10, elapsed
+
+
+def test_unreachable_hub_uses_the_cache(unreachable_hub: str, hub_cache: pathlib.Path) -> None:
+    model = ColBERT.from_pretrained("tiny-org/tiny-colbert", cache_dir=hub_cache)
+    assert model.dim == 8 and model.name == "tiny-org/tiny-colbert"

@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError
 
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import (
+    EmptyQueryError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     MissingDependencyError,
@@ -387,8 +388,9 @@ def test_empty_texts_are_scored(tiny_model: ColBERT) -> None:
     assert all(np.isfinite(n.score) for n in got)
     for g in got:
         assert g.score == pytest.approx(float(scores[int(g.node.node_id[1:])]), abs=1e-6)
-    # An empty query string is a query like any other.
-    assert len(ColBERTRerank(model=tiny_model, top_n=2).postprocess_nodes(nodes, query_str="")) == 2
+    # An empty query string ranks nothing: a clear error (the same rule everywhere).
+    with pytest.raises(EmptyQueryError, match="query_str is an empty string"):
+        ColBERTRerank(model=tiny_model, top_n=2).postprocess_nodes(nodes, query_str="")
 
 
 def test_missing_query_bundle(tiny_model: ColBERT, recorder: EventRecorder) -> None:

@@ -139,7 +139,10 @@ def test_health_models_metrics(server: BackgroundServer, model: ColBERT) -> None
     httpx.post(server.url + "/v1/rerank", json={"query": QUERY, "documents": DOCS})
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
     listed = httpx.get(server.url + "/v1/models").json()
-    assert listed["object"] == "list" and listed["data"][0]["id"] == model.name
+    # A local model is named by its directory's own name: no filesystem path in responses.
+    public = pathlib.Path(model.name).name
+    assert listed["object"] == "list" and listed["data"][0]["id"] == public
+    assert httpx.get(server.url + "/health").json()["model"] == public
     r = httpx.get(server.url + "/metrics")
     assert r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -349,10 +352,52 @@ def test_settings_are_validated() -> None:
         ServerSettings(api_key="")
 
 
+def test_served_model_name_replaces_the_path_everywhere(model: ColBERT) -> None:
+    assert pathlib.Path(model.name).is_absolute()  # the fixture loads a directory by its path
+    with BackgroundServer(model, ServerSettings(served_model_name="team/colbert")) as s:
+        rerank = httpx.post(s.url + "/v1/rerank", json={"query": QUERY, "documents": DOCS})
+        bodies = [
+            rerank.text,
+            httpx.get(s.url + "/health").text,
+            httpx.get(s.url + "/v1/models").text,
+        ]
+    assert rerank.json()["model"] == "team/colbert"
+    for body in bodies:
+        assert "team/colbert" in body
+        assert model.name not in body and str(pathlib.Path(model.name).parent) not in body
+    with pytest.raises(InvalidArgumentError, match="served_model_name"):
+        ServerSettings(served_model_name=" ")
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_cli_serve_refuses_a_bad_port_before_loading(
+    port: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port is checked first: the model directory below does not even exist."""
+    missing = str(tmp_path / "no-such-model")
+    assert cli_main(["serve", "--model", missing, "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "port number" in err and "no-such-model" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_checks_the_port_before_loading(tmp_path: pathlib.Path) -> None:
+    from colbert_plugins.server import serve
+
+    with pytest.raises(InvalidArgumentError, match="port must be between 0 and 65535"):
+        serve(str(tmp_path / "no-such-model"), port=70000)
+
+
 def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--api-key", "--max-documents", "--max-request-bytes", "--threads"):
+    for option in (
+        "--api-key",
+        "--max-documents",
+        "--max-request-bytes",
+        "--threads",
+        "--served-model-name",
+    ):
         assert option in out
 
 

@@ -189,6 +189,18 @@ def test_score_and_rerank_use_the_windows(windowed: ColBERT) -> None:
     assert ranked[0].score >= ranked[1].score
 
 
+def test_rerank_shows_the_windows_progress_when_asked(
+    windowed: ColBERT, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = [" ".join(["cat dog"] * 30), "paris", " ".join(["the river seine"] * 20)]
+    quiet = windowed.rerank("cat", docs)
+    assert "Encoding" not in capsys.readouterr().err
+    shown = windowed.rerank("cat", docs, show_progress=True)
+    err = capsys.readouterr().err
+    assert "Encoding windows" in err  # progress counts windows, the unit of work here
+    assert [(r.index, r.score) for r in shown] == [(r.index, r.score) for r in quiet]
+
+
 def test_cache_keys_separate_the_modes(tiny_model_dir: pathlib.Path) -> None:
     shared = EmbeddingCache()
 

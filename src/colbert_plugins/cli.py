@@ -39,6 +39,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
+from .checks import check_query
 from .cli_index import add_index_parser
 from .cli_input import (
     DEFAULT_FIELDS,
@@ -224,7 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1-65535 (default 8000)")
+    p.add_argument(
+        "--served-model-name",
+        help="the model name responses report (default: the repo id, or the model "
+        "directory's name; never its path)",
+    )
     p.add_argument(
         "--api-key",
         default=os.environ.get("COLBERT_PLUGINS_API_KEY"),
@@ -261,11 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
+    check_query(args.query, "--query")  # before reading or loading anything
     docs = read_documents(args.file, field=args.field, fmt=args.format)
     if not docs:
         raise InputError(f"{display_name(args.file)} holds no documents")
     model = _load_model(args, cache=True)
-    results = model.rerank(args.query, [d.text for d in docs], top_n=args.top_n)
+    results = model.rerank(
+        args.query, [d.text for d in docs], top_n=args.top_n, show_progress=_progress(args)
+    )
     out = sys.stdout
     for rank, result in enumerate(results, 1):
         doc = docs[result.index]
@@ -482,6 +491,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_request_bytes=args.max_request_bytes,
         max_queue=args.max_queue,
         max_batch_documents=args.max_batch_documents,
+        served_model_name=args.served_model_name,
     )
     model = _load_model(args, cache=cache)
     serve(
@@ -653,6 +663,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {value}")
     return value
 
 

@@ -10,17 +10,24 @@ Examples::
 
 JSON Lines input keeps every field other than the text and the id as the document's metadata;
 documents without an id get their line number within the file (``FILE:N``).
+
+Only ``add`` creates an index; ``search``, ``delete`` and ``compact`` refuse a directory that
+holds none, before loading anything. Every command but the first ``add`` may leave out
+``--model``: the index records the model it was built with.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from .checks import check_query
 from .cli_input import InputError, UsageError, display_name
+from .errors import MissingDependencyError
 
 __all__ = ["add_index_parser"]
 
@@ -40,7 +47,11 @@ def add_index_parser(
     commands = parser.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("path", metavar="DIR", help="the index directory")
-    common.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
+    common.add_argument(
+        "--model",
+        help="model directory or Hugging Face repo id (default: the one the index records; "
+        "required to create an index)",
+    )
 
     p = commands.add_parser(
         "add", parents=[common, loading, quiet], help="encode and add the documents of FILE"
@@ -68,11 +79,63 @@ def add_index_parser(
     p.set_defaults(handler=_cmd_compact)
 
 
-def _open(args: argparse.Namespace) -> Any:
+_MANIFEST = "manifest.json"  # the compressed index's commit file (index.store.MANIFEST)
+
+
+def _recorded(path: Path) -> dict[str, Any] | None:
+    """The index manifest at ``path``, or None when the directory holds no index."""
+    manifest = path / _MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        found = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{manifest} is not readable JSON ({exc}): not a usable index") from exc
+    if not isinstance(found, dict):
+        raise InputError(f"{manifest} is not an index manifest")
+    return found
+
+
+def _existing(args: argparse.Namespace) -> dict[str, Any]:
+    """The manifest of the index ``args.path`` names; a clear error when there is none."""
+    path = Path(args.path)
+    found = _recorded(path) if path.is_dir() else None
+    if found is None:
+        reason = (
+            "does not exist"
+            if not path.exists()
+            else "is not a directory"
+            if not path.is_dir()
+            else f"holds no index (no {_MANIFEST})"
+        )
+        raise InputError(
+            f"index directory {args.path} {reason}; check the path, or build an index there "
+            f"with 'colbert-plugins index add {args.path} FILE --model MODEL'"
+        )
+    return found
+
+
+def _open(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Any:
+    """The index at ``args.path`` with ``--model``, or with the model the index records."""
     from .cli import _load_model
+    from .errors import ModelNotFoundError
     from .index import CompressedIndex
 
-    return CompressedIndex(_load_model(args, cache=False), args.path)
+    if args.model is None:
+        recorded = manifest.get("model_name") if manifest else None
+        if not isinstance(recorded, str) or not recorded:
+            raise UsageError(f"{args.path} records no model name; pass --model")
+        args.model = recorded
+        try:
+            model = _load_model(args, cache=False)
+        except ModelNotFoundError as exc:
+            raise UsageError(
+                f"the index at {args.path} was built with model {recorded!r}, which cannot be "
+                f"loaded here ({exc}); pass --model"
+            ) from exc
+    else:
+        model = _load_model(args, cache=False)
+    return CompressedIndex(model, args.path)
 
 
 def _read(path: str, field: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -106,8 +169,20 @@ def _read(path: str, field: str | None) -> tuple[list[str], list[str], list[dict
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"index directory {args.path} is a file; choose a directory")
+    manifest = _recorded(path) if path.is_dir() else None
+    if manifest is None and args.model is None:
+        raise UsageError(f"{args.path} holds no index yet: pass --model to create one")
+    if not (manifest or {}).get("codec") and importlib.util.find_spec("faiss") is None:
+        # Checked before any document is read or encoded: a first add trains the centroids.
+        raise MissingDependencyError(
+            "building a compressed index trains its centroids with faiss, which is not "
+            "installed: pip install 'colbert-plugins[index]' (faiss-cpu), then run again"
+        )
     texts, ids, metas = _read(args.file, args.field)
-    index = _open(args)
+    index = _open(args, manifest)
     index.add(texts, ids=ids, metadatas=metas, batch_size=args.batch_size)
     if not args.quiet:
         print(f"added {len(ids)} documents; {len(index)} in {args.path}", file=sys.stderr)
@@ -115,13 +190,15 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    check_query(args.query, "--query")  # before opening the index or loading the model
     flt = None
     if args.filter:
         try:
             flt = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--filter is not JSON: {exc.msg}") from exc
-    hits = _open(args).search(args.query, k=args.k, filter=flt)
+    index = _open(args, _existing(args))
+    hits = index.search(args.query, k=args.k, filter=flt)
     for rank, hit in enumerate(hits, 1):
         if args.json:
             record = {"rank": rank, "id": hit.id, "score": hit.score, "text": hit.text}
@@ -133,15 +210,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    index = _open(args)
-    index.delete(args.ids, missing_ok=args.missing_ok)
+    from .index import UnknownIdError
+
+    index = _open(args, _existing(args))
+    try:
+        index.delete(args.ids, missing_ok=args.missing_ok)
+    except UnknownIdError as exc:
+        shown = ", ".join(repr(i) for i in exc.missing[:5])
+        more = f" and {len(exc.missing) - 5} more" if len(exc.missing) > 5 else ""
+        raise InputError(
+            f"{len(exc.missing)} id(s) not in {args.path}: {shown}{more}; nothing was deleted "
+            "(pass --missing-ok to delete the others)"
+        ) from exc
     if not args.quiet:
         print(f"{len(index)} documents left in {args.path}", file=sys.stderr)
     return 0
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    index = _open(args)
+    index = _open(args, _existing(args))
     index.compact()
     if not args.quiet:
         print(f"compacted: {len(index)} documents in {args.path}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CacheError",
     "ColBERTError",
+    "EmptyQueryError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "MissingDependencyError",
@@ -17,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelOutputError",
+    "ProviderUnavailableError",
 ]
 
 
@@ -26,6 +28,11 @@ class ColBERTError(Exception):
 
 class InvalidArgumentError(ColBERTError, ValueError):
     """An argument has the right type but an invalid value (e.g. ``top_n=-1``)."""
+
+
+class EmptyQueryError(InvalidArgumentError):
+    """A query to rank or search by is empty or only whitespace. One rule everywhere: the
+    Python API, the adapters, the indexes, the command line and the server (HTTP 422)."""
 
 
 class InvalidArgumentTypeError(ColBERTError, TypeError):
@@ -59,3 +66,9 @@ class CacheError(ColBERTError):
 
 class MissingDependencyError(ColBERTError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ProviderUnavailableError(ColBERTError):
+    """An ONNX Runtime execution provider that was asked for (e.g. ``CUDAExecutionProvider``)
+    is not in the installed ONNX Runtime, or could not be initialised; nothing silently runs
+    on the CPU instead unless ``cpu_fallback=True``."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers import Encoding
 
+from .checks import check_query
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
 from .tokenization import MARKER_INDEX, ColBERTTokenizer
 
@@ -121,8 +122,7 @@ def explain(
         document: the document text.
         include_expansion: also list the ``[MASK]`` expansion tokens in ``matches``.
     """
-    if not isinstance(query, str):
-        raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+    query = check_query(query)
     if not isinstance(document, str):
         raise InvalidArgumentTypeError(f"document must be a str, got {type(document).__name__}")
     if not isinstance(include_expansion, bool):

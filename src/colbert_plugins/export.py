@@ -21,7 +21,8 @@ after it passed the check):
   and ``do_lower_case`` recorded).
 - PyLate's own configuration files: ``config_sentence_transformers.json``,
   ``sentence_bert_config.json``, ``config.json``, ``tokenizer_config.json``,
-  ``special_tokens_map.json``.
+  ``special_tokens_map.json``; with the base model's sequence limits, not the ones PyLate
+  leaves in its tokenizer and module at run time (``model_max_length: document_length - 1``).
 - ``export_report.json``: versions used and the outcome of the check.
 
 The check loads the directory with :class:`colbert_plugins.ColBERT` and compares it with
@@ -37,6 +38,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -160,7 +162,7 @@ def export_model(
     _check_target(target, force)
     colbert = _load_pylate(pylate_models, model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _sibling(target, ".tmp")
     try:
         exporter = _write_graph(torch, colbert, model, tmp)
         _write_tokenizer(colbert, tmp)
@@ -422,13 +424,15 @@ def _write_tokenizer(colbert: Any, out: Path) -> None:
 
 
 def _write_pylate_files(colbert: Any, out: Path) -> None:
-    """PyLate's own configuration files, as ``ColBERT.save`` writes them."""
+    """PyLate's own configuration files, as ``ColBERT.save`` writes them, with the base
+    tokenizer's limits instead of PyLate's run-time state (see :func:`_base_limits`)."""
     with tempfile.TemporaryDirectory() as saved:
         colbert.save(saved, create_model_card=False)
         for name in PYLATE_FILES:
             source = Path(saved) / name
             if source.is_file():
                 shutil.copyfile(source, out / name)
+    _base_limits(colbert, out)
     if not (out / "special_tokens_map.json").is_file():  # transformers 5 no longer writes it
         tokens = {
             key: str(value)
@@ -436,6 +440,65 @@ def _write_pylate_files(colbert: Any, out: Path) -> None:
             if isinstance(value, str)
         }
         (out / "special_tokens_map.json").write_text(json.dumps(tokens, indent=2) + "\n")
+
+
+#: ``tokenizer_config.json`` keys transformers fills from the tokenizer's truncation and
+#: padding state (call-time defaults, not properties of the tokenizer): after PyLate tokenized,
+#: its last ``max_length``.
+_CALL_STATE_KEYS = ("max_length", "stride", "truncation_strategy", "pad_to_multiple_of")
+
+
+def _base_limits(colbert: Any, out: Path) -> None:
+    """Replace what PyLate's run time leaves in the saved files by the base model's limits.
+
+    PyLate's ``tokenize`` sets the transformer module's ``max_seq_length`` to
+    ``query_length``/``document_length`` less the prefix on every call; ``save`` writes it to
+    ``sentence_bert_config.json``, sentence-transformers hands a saved one to the tokenizer
+    as ``model_max_length`` when it loads the checkpoint, and transformers records the
+    tokenizer's last truncation and padding in ``tokenizer_config.json`` (``max_length``, ...).
+    PyLate never truncates by any of them, but a reader that trusts ``model_max_length``
+    cuts documents one token short. Written instead: ``model_max_length`` and
+    ``max_seq_length`` = the saved value when it holds ``query_length`` and
+    ``document_length`` and fits the encoder, else the encoder's positions (config.json's
+    ``max_position_embeddings``), else nothing; no call-time keys.
+    """
+    from .settings import encoder_positions
+
+    config_path = out / "config.json"
+    positions = encoder_positions(_read_json(config_path)) if config_path.is_file() else None
+    needed = max(int(colbert.query_length), int(colbert.document_length))
+    saved = getattr(colbert.tokenizer, "model_max_length", None)
+    limit: int | None = None
+    if isinstance(saved, int) and needed <= saved <= (positions or saved):
+        limit = saved
+    elif positions is not None:
+        limit = positions
+    for name, key, drop in (
+        ("tokenizer_config.json", "model_max_length", _CALL_STATE_KEYS),
+        ("sentence_bert_config.json", "max_seq_length", ()),
+    ):
+        path = out / name
+        if not path.is_file():
+            continue
+        data = _read_json(path)
+        before = {k: data.get(k) for k in (key, *drop) if k in data}
+        for k in drop:
+            data.pop(k, None)
+        if limit is None:
+            data.pop(key, None)
+        else:
+            data[key] = limit
+        after = {k: data.get(k) for k in (key, *drop) if k in data}
+        if before != after:
+            logger.info("%s: %s written as %s (PyLate's run-time state)", name, before, after)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ExportError(f"{path.name} written by PyLate is not a JSON object")
+    return data
 
 
 def _write_onnx_config(colbert: Any, model: str, out: Path) -> None:
@@ -546,6 +609,18 @@ def _replace(tmp: Path, target: Path, force: bool) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    """A new empty directory beside ``target``, with the mode ``mkdir`` gives (the user's
+    umask; ``tempfile.mkdtemp`` makes 0700 directories, which become the output itself)."""
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
 
 
 def _uses_token_type_ids(colbert: Any) -> bool:

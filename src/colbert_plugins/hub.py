@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,18 @@ CONFIG_FILES = (
     "onnx_config.json",
 )
 TOKENIZER_FILE = "tokenizer.json"
+#: Seconds the hub's TCP handshake may take before the hub counts as unreachable, so that a
+#: machine without network fails (or uses its cache) at once instead of after
+#: huggingface_hub's five retries (about 25 s).
+HUB_PROBE_TIMEOUT_S = 3.0
+_PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 #: An int8 graph shipped beside the float32 one (``pylate-onnx-export --quantize`` writes it);
 #: ``quantize="int8"`` runs it instead of making one with our recipe.
 INT8_FILE = "model_int8.onnx"
@@ -186,6 +200,11 @@ def _from_hub(
 
     known = known_model(repo_id)
     offline = _hub_offline() if local_files_only is None else bool(local_files_only)
+    # HF_HUB_OFFLINE: huggingface_hub itself never touches the network, nothing to probe.
+    unreachable = None if offline or _hub_offline() else _hub_unreachable()
+    if unreachable is not None:
+        logger.warning("%s; using the local Hugging Face cache only", unreachable)
+        offline = True
 
     def fetch(filename: str) -> Path | None:
         try:
@@ -215,7 +234,7 @@ def _from_hub(
 
     tokenizer = fetch(TOKENIZER_FILE)
     if tokenizer is None:
-        raise ModelNotFoundError(_not_available(repo_id, revision, cache_dir, offline))
+        raise ModelNotFoundError(_not_available(repo_id, revision, cache_dir, offline, unreachable))
     candidates = [model_file] if model_file else ([known.model_file] if known else [])
     candidates += [] if model_file else [c for c in ONNX_CANDIDATES if c not in candidates]
     onnx_path = None
@@ -249,16 +268,46 @@ def _from_hub(
     )
 
 
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached from here (name resolution or TCP connection failed
+    within :data:`HUB_PROBE_TIMEOUT_S`), or None when it can be, or when a proxy is
+    configured (the proxy, not this machine, connects to the hub)."""
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    from huggingface_hub import constants
+
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname
+    if not host:
+        return None
+    try:
+        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S):
+            pass
+    except ValueError:  # a malformed port in HF_ENDPOINT: let huggingface_hub report it
+        return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"the Hugging Face hub ({host}:{port}) could not be reached: {reason}"
+    return None
+
+
 def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _not_available(
-    repo_id: str, revision: str | None, cache_dir: str | os.PathLike[str] | None, offline: bool
+    repo_id: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    offline: bool,
+    unreachable: str | None = None,
 ) -> str:
     where = f"cache_dir={cache_dir!s}" if cache_dir else "the default Hugging Face cache"
     why = (
-        "HF_HUB_OFFLINE is set"
+        unreachable
+        if unreachable
+        else "HF_HUB_OFFLINE is set"
         if _hub_offline()
         else "local_files_only=True"
         if offline

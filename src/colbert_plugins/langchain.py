@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .checks import check_query
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .lazy import ModelSlot, split_model
 from .model import ColBERT, FloatArray, check_top_n, rank_order
@@ -225,7 +226,7 @@ class ColBERTRerank(BaseDocumentCompressor):
 
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query``, in input order (float32 array)."""
-        query = _check_query(query)
+        query = check_query(query)
         normalize = True if self.normalize_scores else None
         return self.colbert.score(query, texts, normalize=normalize, batch_size=self.batch_size)
 
@@ -246,7 +247,7 @@ class ColBERTRerank(BaseDocumentCompressor):
             top_n: keep the best ``top_n`` pairs (``None``: all).
         """
         top_n = check_top_n(top_n)
-        query = _check_query(query)
+        query = check_query(query)
         items = _check_documents(documents, allow_str=True)
         if not items:
             return []
@@ -281,7 +282,7 @@ class ColBERTRerank(BaseDocumentCompressor):
         Returns:
             At most ``top_n`` new documents, best first, none below ``score_threshold``.
         """
-        query = _check_query(query)
+        query = check_query(query)
         items = _check_documents(documents, allow_str=False)
         if not items:
             return []

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .checks import check_query
 from .errors import InvalidArgumentTypeError, MissingDependencyError
 from .index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
 from .index.base import check_k
@@ -224,8 +225,7 @@ class ColBERTRetriever(BaseRetriever):
                 f"ColBERTRetriever got unexpected keyword argument(s) {', '.join(unknown)}; "
                 "the search options are k and filter"
             )
-        if not isinstance(query, str):
-            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        query = check_query(query)
         hits = self.index.search(
             query,
             k=self.k if k is None else check_k(k),

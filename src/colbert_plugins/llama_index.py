@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .checks import check_query
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
 from .lazy import ModelSlot, split_model
 from .model import ColBERT, FloatArray, check_top_n, rank_order
@@ -162,7 +163,7 @@ class ColBERTRerank(BaseNodePostprocessor):
                 "query_str=... to postprocess_nodes()"
             )
         nodes = _check_nodes(nodes)
-        query = query_bundle.query_str
+        query = check_query(query_bundle.query_str, "query_str")
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model

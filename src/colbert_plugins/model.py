@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .cache import EmbeddingCache, text_key
+from .checks import check_query
 from .config import ColBERTConfig
 from .errors import (
     InvalidArgumentError,
@@ -26,7 +27,7 @@ from .errors import (
     ModelOutputError,
 )
 from .hub import ModelFiles, resolve_model_files
-from .onnx_encoder import OnnxEncoder
+from .onnx_encoder import OnnxEncoder, check_providers
 from .optimize import Optimize, Quantize, graph_fingerprint, prepare_graph
 from .scoring import l2_normalize, maxsim_scores
 from .settings import ModelSettings, resolve_settings
@@ -97,6 +98,7 @@ class ColBERT:
         local_files_only: bool | None = None,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
+        cpu_fallback: bool = False,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         cache: EmbeddingCache | bool | None = True,
         optimize: Optimize = "auto",
@@ -113,7 +115,12 @@ class ColBERT:
             cache_dir: the Hugging Face cache directory (default: the hub's own default).
             local_files_only: only use cached files; ``None`` follows ``HF_HUB_OFFLINE``.
             threads: ONNX Runtime intra-op threads (default: ONNX Runtime's choice).
-            providers: ONNX Runtime execution providers, passed through.
+            providers: ONNX Runtime execution providers, e.g. ``["CUDAExecutionProvider",
+                "CPUExecutionProvider"]`` (default: the CPU). One that the installed ONNX
+                Runtime lacks or cannot start raises
+                :class:`~colbert_plugins.errors.ProviderUnavailableError` before anything is
+                loaded (GPU: install ``colbert-plugins-gpu``).
+            cpu_fallback: instead of that error, leave such providers out with a warning.
             max_batch_tokens: cap on padded tokens per encoder call (bounds memory).
             cache: the document-embedding cache: ``True`` (default) for a private in-memory
                 LRU of 256 MiB, an :class:`~colbert_plugins.cache.EmbeddingCache` to share one
@@ -132,6 +139,7 @@ class ColBERT:
                 f"from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)}; "
                 f"ColBERT settings are: {', '.join(ColBERTConfig.field_names())}"
             )
+        check_providers(providers, cpu_fallback=cpu_fallback)  # before any download
         files = resolve_model_files(
             name_or_path,
             model_file=model_file,
@@ -149,7 +157,9 @@ class ColBERT:
             graph = prepare_graph(
                 files.onnx_path, files.json("config.json"), optimize=optimize, quantize=quantize
             )
-        encoder = OnnxEncoder(graph, threads=threads, providers=providers)
+        encoder = OnnxEncoder(
+            graph, threads=threads, providers=providers, cpu_fallback=cpu_fallback
+        )
         logger.info(
             "loaded ColBERT model %s from %s (running %s)", files.name, files.onnx_path, graph
         )
@@ -322,6 +332,7 @@ class ColBERT:
         *,
         normalize: bool | None = None,
         batch_size: int = 32,
+        show_progress: bool = False,
     ) -> FloatArray:
         """MaxSim score of each document for the query, in input order (float32 array).
 
@@ -331,8 +342,10 @@ class ColBERT:
             normalize: divide by the number of query vectors (scores in [-1, 1]);
                 ``None`` follows ``config.normalize_scores``.
             batch_size: documents per encoder call.
+            show_progress: a progress bar while documents are encoded (windows, with
+                ``long_documents="windows"``).
         """
-        query = _check_text(query, "query")
+        query = check_query(query)
         documents = _check_texts(documents, "documents")
         batch_size = _positive_int(batch_size, "batch_size")
         if not documents:
@@ -341,7 +354,7 @@ class ColBERT:
         # Score each distinct text once, so identical documents get identical scores (a
         # matrix product may round the same dot product differently in another column).
         unique = list(dict.fromkeys(documents))
-        vectors = self._document_vectors(unique, batch_size)
+        vectors = self._document_vectors(unique, batch_size, show_progress)
         scores = self.score_vectors(query_vectors, vectors, normalize=normalize)
         by_text = dict(zip(unique, scores.tolist(), strict=True))
         return np.array([by_text[d] for d in documents], dtype=np.float32)
@@ -356,7 +369,12 @@ class ColBERT:
         return scores
 
     def rerank(
-        self, query: str, documents: Sequence[str], top_n: int | None = None
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        *,
+        show_progress: bool = False,
     ) -> list[RerankResult]:
         """Documents sorted by MaxSim score, best first (ties keep input order).
 
@@ -364,10 +382,12 @@ class ColBERT:
             query: the query text.
             documents: candidate texts.
             top_n: keep only the best ``top_n`` (``None``: all).
+            show_progress: a progress bar while documents are encoded.
         """
         top_n = check_top_n(top_n)
+        query = check_query(query)
         documents = _check_texts(documents, "documents")
-        scores = self.score(query, documents)
+        scores = self.score(query, documents, show_progress=show_progress)
         return [
             RerankResult(int(i), float(scores[i]), documents[i]) for i in rank_order(scores, top_n)
         ]
@@ -390,7 +410,7 @@ class ColBERT:
         empty = np.empty((0, 0), np.float32)
         pieces: list[list[FloatArray]] = [[empty] * len(doc.rows) for doc in docs]
         batches = list(self._length_batches([len(docs[d].rows[k]) for d, k in rows], batch_size))
-        for batch in _progress(batches, show_progress, total_items=len(rows)):
+        for batch in _progress(batches, show_progress, total_items=len(rows), unit="window"):
             input_ids, attention = _pad(
                 [docs[rows[i][0]].rows[rows[i][1]] for i in batch], self.tokenizer.ids.pad
             )
@@ -410,6 +430,7 @@ class ColBERT:
         """
         from .explain import explain
 
+        query = check_query(query)
         return explain(self, query, document, include_expansion=include_expansion)
 
 
@@ -501,7 +522,9 @@ def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:
     return input_ids, attention
 
 
-def _progress(batches: list[list[int]], show: bool, *, total_items: int) -> Iterator[list[int]]:
+def _progress(
+    batches: list[list[int]], show: bool, *, total_items: int, unit: str = "document"
+) -> Iterator[list[int]]:
     if not show:
         yield from batches
         return
@@ -514,9 +537,9 @@ def _progress(batches: list[list[int]], show: bool, *, total_items: int) -> Iter
         for batch in batches:
             yield batch
             done += len(batch)
-            logger.info("encoded %d/%d documents", done, total_items)
+            logger.info("encoded %d/%d %ss", done, total_items, unit)
         return
-    with tqdm(total=total_items, unit="doc", desc="Encoding documents") as bar:
+    with tqdm(total=total_items, unit=unit[:3], desc=f"Encoding {unit}s") as bar:
         for batch in batches:
             yield batch
             bar.update(len(batch))

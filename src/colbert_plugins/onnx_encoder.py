@@ -10,9 +10,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InvalidArgumentError, ModelLoadError, ModelOutputError
+from .errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    ModelLoadError,
+    ModelOutputError,
+    ProviderUnavailableError,
+)
 
-__all__ = ["OnnxEncoder"]
+__all__ = ["OnnxEncoder", "check_providers"]
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +26,58 @@ FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_CPU = "CPUExecutionProvider"
+_GPU_HINT = (
+    "for NVIDIA GPUs install colbert-plugins-gpu instead of colbert-plugins (it depends on "
+    "onnxruntime-gpu; uninstall onnxruntime first: both install the same module and the CPU "
+    "build may win)"
+)
+
+
+def _provider_name(provider: Any) -> str:
+    """The name of a provider given as a name or as ``(name, options)``."""
+    name = provider[0] if isinstance(provider, tuple) and provider else provider
+    if not isinstance(name, str):
+        raise InvalidArgumentTypeError(
+            "providers must be a list of provider names or (name, options) tuples, got "
+            f"{provider!r}"
+        )
+    return name
+
+
+def check_providers(providers: Sequence[Any] | None, *, cpu_fallback: bool = False) -> list[Any]:
+    """The providers to create a session with: ``providers`` when the installed ONNX Runtime
+    offers each of them (``None``: the CPU). A missing one raises
+    :class:`~colbert_plugins.errors.ProviderUnavailableError`, or with ``cpu_fallback`` is
+    left out with a warning (the CPU is then always last)."""
+    import onnxruntime as ort
+
+    if providers is None:
+        return [_CPU]
+    if isinstance(providers, str | bytes) or not isinstance(providers, Sequence):
+        raise InvalidArgumentTypeError(
+            f"providers must be a list such as ['CUDAExecutionProvider'], got {providers!r}"
+        )
+    chosen = list(providers)
+    available = ort.get_available_providers()
+    missing = [_provider_name(p) for p in chosen if _provider_name(p) not in available]
+    if not missing:
+        return chosen
+    message = (
+        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not available in the "
+        f"installed ONNX Runtime {ort.__version__} (it offers {', '.join(available)})"
+    )
+    hint = _GPU_HINT if any(n.startswith(("CUDA", "Tensorrt")) for n in missing) else ""
+    if not cpu_fallback:
+        raise ProviderUnavailableError(
+            f"{message}; {hint + ', ' if hint else ''}or pass cpu_fallback=True to run on the "
+            "CPU with a warning"
+        )
+    logger.warning("%s: running on the CPU (cpu_fallback=True)", message)
+    kept = [p for p in chosen if _provider_name(p) in available]
+    if _CPU not in [_provider_name(p) for p in kept]:
+        kept.append(_CPU)
+    return kept
 
 
 class OnnxEncoder:
@@ -35,6 +93,7 @@ class OnnxEncoder:
         *,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
+        cpu_fallback: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -46,7 +105,7 @@ class OnnxEncoder:
                 raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        chosen = list(providers) if providers is not None else ["CPUExecutionProvider"]
+        chosen = check_providers(providers, cpu_fallback=cpu_fallback)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises several private exception types
@@ -79,6 +138,22 @@ class OnnxEncoder:
                 "of size 0; ColBERT needs [batch, sequence, dim] token vectors with dim >= 1"
             )
         self.providers = self.session.get_providers()
+        # ONNX Runtime falls back to the CPU by itself when a provider it offers cannot start
+        # (e.g. CUDA libraries missing): say so instead of running on the CPU unannounced.
+        lost = [_provider_name(p) for p in chosen if _provider_name(p) not in self.providers]
+        if lost and not cpu_fallback:
+            raise ProviderUnavailableError(
+                f"ONNX Runtime could not initialise {', '.join(lost)} for {self.path.name} "
+                f"(the session runs on {', '.join(self.providers)}; see ONNX Runtime's log "
+                "above for the cause, e.g. missing CUDA/cuDNN libraries); pass "
+                "cpu_fallback=True to accept that"
+            )
+        if lost:
+            logger.warning(
+                "%s could not be initialised: running on %s (cpu_fallback=True)",
+                ", ".join(lost),
+                ", ".join(self.providers),
+            )
         logger.debug("loaded %s (inputs %s, dim %s)", self.path, self.input_names, self.dim)
 
     @property

@@ -36,6 +36,7 @@ __all__ = [
     "SBERT_CONFIG",
     "ST_CONFIG",
     "ModelSettings",
+    "encoder_positions",
     "infer_config",
     "resolve_settings",
 ]
@@ -117,7 +118,7 @@ def resolve_settings(
     neither raises :class:`~colbert_plugins.errors.ModelLoadError` naming the file and field.
     """
     values = _Values()
-    _read_tokenizer_files(files, values)
+    _read_special_tokens(files, values)
     st = files.json(ST_CONFIG)
     exporter_st = bool(st) and any(key in st for key in EXPORTER_KEYS)
     own_st = bool(st) and not exporter_st and _is_pylate(st)
@@ -141,6 +142,12 @@ def resolve_settings(
             )
     origin = _family_source(family, own_st, onnx_name, files)
     values.set("family", family, _SOURCE_ARGUMENT if "family" in overrides else origin)
+    limits = _SequenceLimits.read(files)
+    found = limits.max_length(family)
+    if found is not None:
+        length, source = found
+        values.set("max_length", length, source)
+        values.set("document_length", length, source)
     prompts: dict[str, str] = {}
     uses_token_type_ids = None
     if family == "pylate":
@@ -179,6 +186,8 @@ def resolve_settings(
     for name, value in overrides.items():
         values.set(name, value, _SOURCE_ARGUMENT)
     _fit_lengths(values, overrides)
+    if family == "pylate":
+        _note_ignored_limit(limits, values)
     if tokenizer is not None:
         _match_prefixes(values, tokenizer)
     return ModelSettings(
@@ -223,14 +232,7 @@ def _is_pylate(st: Mapping[str, Any]) -> bool:
     return st.get("model_type") == "ColBERT" or any(key in st for key in PYLATE_KEYS)
 
 
-def _read_tokenizer_files(files: ModelFiles, values: _Values) -> None:
-    tok_cfg = files.json("tokenizer_config.json")
-    model_cfg = files.json("config.json")
-    found = _max_length(tok_cfg, model_cfg)
-    if found is not None:
-        length, source = found
-        values.set("max_length", length, source)
-        values.set("document_length", length, source)
+def _read_special_tokens(files: ModelFiles, values: _Values) -> None:
     for key in ("mask_token", "pad_token"):
         for filename in ("tokenizer_config.json", "special_tokens_map.json"):
             token = _token_text(files.json(filename).get(key))
@@ -239,18 +241,58 @@ def _read_tokenizer_files(files: ModelFiles, values: _Values) -> None:
                 break
 
 
-def _max_length(tok_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any]) -> tuple[int, str] | None:
-    """The smallest sequence limit the files declare, and where it came from."""
-    found: list[tuple[int, str]] = []
-    limit = _sane_length(tok_cfg.get("model_max_length"))
-    if limit is not None:
-        found.append((limit, "tokenizer_config.json: model_max_length"))
+@dataclass(frozen=True)
+class _SequenceLimits:
+    """The sequence limits a model's files declare: the tokenizer's and the encoder's.
+
+    ``tokenizer``: ``tokenizer_config.json``'s ``model_max_length``. ``positions``: what the
+    encoder physically accepts, ``config.json``'s ``max_position_embeddings`` (less the two
+    positions RoBERTa-style models reserve for the padding offset).
+    """
+
+    tokenizer: int | None
+    positions: int | None
+
+    TOKENIZER_SOURCE = "tokenizer_config.json: model_max_length"
+    POSITIONS_SOURCE = "config.json: max_position_embeddings"
+
+    @classmethod
+    def read(cls, files: ModelFiles) -> _SequenceLimits:
+        positions = encoder_positions(files.json("config.json"))
+        return cls(
+            _sane_length(files.json("tokenizer_config.json").get("model_max_length")), positions
+        )
+
+    def max_length(self, family: str) -> tuple[int, str] | None:
+        """The longest sequence the family's reference feeds the encoder, and its source.
+
+        fastembed (and colbert-ai) truncate at the smallest limit the files declare. PyLate
+        never truncates by the tokenizer's ``model_max_length``: its ``tokenize`` sets the first
+        module's ``max_seq_length`` to ``query_length``/``document_length`` less the prefix,
+        and sentence-transformers passes that as ``max_length`` to every tokenizer call. What
+        it leaves behind is saved with the checkpoint: ``max_seq_length`` in
+        ``sentence_bert_config.json`` (which sentence-transformers hands to the tokenizer as
+        ``model_max_length`` when it loads the checkpoint again), the tokenizer's fixed padding
+        and truncation in ``tokenizer.json`` (and ``max_length`` in ``tokenizer_config.json``),
+        typically ``document_length - 1``. Only the encoder's positions bound PyLate's lengths
+        (a longer sequence fails in its position embeddings).
+        """
+        found: list[tuple[int, str]] = []
+        if self.tokenizer is not None and family != "pylate":
+            found.append((self.tokenizer, self.TOKENIZER_SOURCE))
+        if self.positions is not None:
+            found.append((self.positions, self.POSITIONS_SOURCE))
+        return min(found, key=lambda item: item[0]) if found else None
+
+
+def encoder_positions(model_cfg: Mapping[str, Any]) -> int | None:
+    """The longest sequence the encoder physically accepts, from ``config.json``'s
+    ``max_position_embeddings`` (RoBERTa-style models reserve two positions for the padding
+    offset); ``None`` when it declares none."""
     positions = _sane_length(model_cfg.get("max_position_embeddings"))
-    if positions is not None:
-        # RoBERTa-style models reserve two positions for the padding offset.
-        offset = 2 if model_cfg.get("model_type") in {"roberta", "xlm-roberta"} else 0
-        found.append((positions - offset, "config.json: max_position_embeddings"))
-    return min(found, key=lambda item: item[0]) if found else None
+    if positions is not None and model_cfg.get("model_type") in {"roberta", "xlm-roberta"}:
+        positions -= 2
+    return positions
 
 
 def _sane_length(value: Any) -> int | None:
@@ -364,6 +406,23 @@ def _fit_lengths(values: _Values, overrides: Mapping[str, Any]) -> None:
         value = values.values.get(name)
         if name not in overrides and isinstance(value, int) and value > limit:
             values.set(name, limit, values.source(name) + f" (capped at max_length {limit})")
+
+
+def _note_ignored_limit(limits: _SequenceLimits, values: _Values) -> None:
+    """Say so when a PyLate model's tokenizer declares a limit below the lengths in force."""
+    if limits.tokenizer is None:
+        return
+    below = [
+        f"{name} {value}"
+        for name in ("query_length", "document_length")
+        if isinstance(value := values.values.get(name), int) and value > limits.tokenizer
+    ]
+    if below:
+        values.warnings.append(
+            f"{limits.TOKENIZER_SOURCE} is {limits.tokenizer}, below {' and '.join(below)}: "
+            "ignored, as PyLate ignores it (it truncates at query_length/document_length; a "
+            "checkpoint saved after PyLate tokenized carries document_length - 1 there)"
+        )
 
 
 def _match_prefixes(values: _Values, tokenizer: Tokenizer) -> None:

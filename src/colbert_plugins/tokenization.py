@@ -97,10 +97,13 @@ class ColBERTTokenizer:
         self.config = config
         self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
         serialized = tokenizer.to_str()  # once: the fingerprint and every private copy
+        # Every tokenizer this class runs is a private copy with its own padding and
+        # truncation: those a tokenizer.json carries (e.g. the fixed padding and truncation
+        # PyLate leaves in a checkpoint saved after tokenizing) never apply.
         skiplist = (
             _vocabulary_ids(tokenizer, serialized, config.skiplist)
             if config.family == "pylate"
-            else _first_ids(tokenizer, config.skiplist)
+            else _first_ids(_configured_copy(serialized, max_length=None), config.skiplist)
         )
         self.ids = TokenIds(
             query_marker=self._marker(tokenizer, config.query_marker, "query_marker"),
@@ -263,9 +266,7 @@ class ColBERTTokenizer:
     # -- long documents ----------------------------------------------------------------------
 
     def _setup_windows(self, serialized: str) -> None:
-        full = Tokenizer.from_str(serialized)
-        full.no_padding()
-        full.no_truncation()
+        full = _configured_copy(serialized, max_length=None)
         # How many special tokens the post-processor puts before and after the text.
         probe = "a"
         bare = full.encode(probe, add_special_tokens=False).ids
@@ -403,10 +404,17 @@ def _prefix_suffices(encoding: Encoding, prefix: str, limit: int) -> bool:
     return bool(ends) and prefix.find(" ", max(ends)) != -1
 
 
-def _configured_copy(serialized: str, *, max_length: int) -> Tokenizer:
+def _configured_copy(serialized: str, *, max_length: int | None) -> Tokenizer:
+    """A private copy of the tokenizer: no padding, and truncation (right, longest first) at
+    ``max_length`` or none; whatever padding and truncation ``serialized`` records is gone."""
     copy = Tokenizer.from_str(serialized)
     copy.no_padding()
-    copy.enable_truncation(max_length=max_length)
+    if max_length is None:
+        copy.no_truncation()
+    else:
+        copy.enable_truncation(
+            max_length=max_length, stride=0, strategy="longest_first", direction="right"
+        )
     return copy
 
 

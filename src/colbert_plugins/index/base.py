@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_query
 from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT, FloatArray
 
@@ -163,8 +164,7 @@ class ColBERTIndex(ABC):
                 several fields must all hold. The filter is applied before the top-``k`` cut:
                 ``k`` documents come back whenever ``k`` matching documents exist.
         """
-        if not isinstance(query, str):
-            raise InvalidArgumentTypeError(f"query must be a str, got {type(query).__name__}")
+        query = check_query(query)
         k = check_k(k)
         checked = check_filter(filter)
         if len(self) == 0:
@@ -427,11 +427,7 @@ def _check_queries(queries: Any) -> list[str]:
             f"queries must be a list of strings (one query: use search), got "
             f"{type(queries).__name__}"
         )
-    texts = list(queries)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidArgumentTypeError(f"queries[{i}] must be a str, got {type(text).__name__}")
-    return texts
+    return [check_query(text, f"queries[{i}]") for i, text in enumerate(queries)]
 
 
 def check_query_vectors(query: Any, dim: int) -> FloatArray:

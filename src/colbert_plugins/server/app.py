@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -67,6 +68,9 @@ class ServerSettings:
         max_request_bytes: request body size; larger gets 413.
         max_queue: requests waiting for the model; beyond, 503 with ``Retry-After``.
         max_batch_documents: documents gathered into one model call.
+        served_model_name: the model name responses, ``/health`` and ``/v1/models`` report
+            (vLLM's and TEI's ``--served-model-name``). Default: the Hugging Face repo id of a
+            hub model, the directory's own name (never its filesystem path) of a local one.
     """
 
     api_key: str | None = None
@@ -74,6 +78,7 @@ class ServerSettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_queue: int = DEFAULT_MAX_QUEUE
     max_batch_documents: int = DEFAULT_MAX_BATCH_DOCUMENTS
+    served_model_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_request_bytes", "max_queue", "max_batch_documents"):
@@ -84,10 +89,29 @@ class ServerSettings:
                 raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise InvalidArgumentError("api_key must be a non-empty string or None")
+        served = self.served_model_name
+        if served is not None and (not isinstance(served, str) or not served.strip()):
+            raise InvalidArgumentError("served_model_name must be a non-empty string or None")
 
     @property
     def limits(self) -> Limits:
         return Limits(self.max_documents, self.max_request_bytes)
+
+
+def public_model_name(name: str) -> str:
+    """The name a server shows for a model loaded from ``name``: a hub repo id as it is, a
+    local directory by its own name only, so that no filesystem path leaves the machine.
+
+    >>> public_model_name("answerdotai/answerai-colbert-small-v1")
+    'answerdotai/answerai-colbert-small-v1'
+    >>> public_model_name("/srv/models/my-colbert/")
+    'my-colbert'
+    """
+    path = Path(name).expanduser()
+    looks_like_repo = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if looks_like_repo and not path.is_dir():
+        return name
+    return path.name or name
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -99,6 +123,7 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
     Run it with any ASGI server, e.g. ``uvicorn.run(create_app(model), port=8000)``.
     """
     settings = settings or ServerSettings()
+    served_name = settings.served_model_name or public_model_name(model.name)
     metrics = Metrics(cache_stats=lambda: _cache_stats(model))
     batcher = Batcher(
         model,
@@ -149,7 +174,7 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
                 req,
                 order,
                 scores.normalized.tolist(),
-                model=model.name,
+                model=served_name,
                 api_version=api_version,
             )
         )
@@ -172,7 +197,7 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
         return JSONResponse(
             {
                 "status": "ok",
-                "model": model.name,
+                "model": served_name,
                 "queue_depth": batcher.queue_depth,
                 "uptime_s": round(time.time() - started, 1),
             }
@@ -184,7 +209,7 @@ def create_app(model: ColBERT, settings: ServerSettings | None = None) -> Starle
                 "object": "list",
                 "data": [
                     {
-                        "id": model.name,
+                        "id": served_name,
                         "object": "model",
                         "created": int(started),
                         "owned_by": "colbert-plugins",

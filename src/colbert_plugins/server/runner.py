@@ -18,10 +18,11 @@ from types import TracebackType
 import uvicorn
 
 from ..cache import EmbeddingCache
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT
 from .app import ServerSettings, create_app
 
-__all__ = ["BackgroundServer", "serve"]
+__all__ = ["BackgroundServer", "check_port", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def serve(
         log_level: uvicorn's log level.
         graceful_timeout_s: on shutdown, how long requests in flight may take to finish.
     """
+    check_port(port)  # before a model is loaded
     if not isinstance(model, ColBERT):
         cache = EmbeddingCache(path=cache_path) if cache_path is not None else True
         model = ColBERT.from_pretrained(model, threads=threads, cache=cache)
@@ -65,6 +67,23 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=graceful_timeout_s,
     )
+
+
+def check_port(port: object) -> int:
+    """``port`` when it is a TCP port number (0 lets the system choose one), else an error.
+
+    >>> check_port(8000)
+    8000
+    >>> check_port(99999)
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.errors.InvalidArgumentError: port must be between 0 and 65535, got 99999
+    """
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidArgumentTypeError(f"port must be an integer, got {port!r}")
+    if not 0 <= port <= 65535:
+        raise InvalidArgumentError(f"port must be between 0 and 65535, got {port}")
+    return port
 
 
 class BackgroundServer:
