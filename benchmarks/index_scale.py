@@ -3,8 +3,11 @@ exact MaxSim, on real and synthetic token vectors.
 
 Usage:
     # (a) real passages (Cranfield + CISI + SciFact, ~8,000) encoded once into a cache by
-    #     benchmarks/index_corpora.py; --sweep adds the nprobe x candidates curve
-    python benchmarks/index_scale.py real --corpus beir --cache beir.sqlite --sweep
+    #     benchmarks/index_corpora.py; --sweep adds the nprobe x candidates x rerank x exact
+    #     curve; --model the trained model (the cache's); --exact N / --no-originals set the
+    #     exact rerank's size / build the index with codes only
+    python benchmarks/index_scale.py real --corpus beir --cache beir.sqlite --sweep \
+        --model ../shared/models/colbert-minilm-trained --queries 60
     # (b) Debian python3-doc passages, as many as the cache holds (never encodes them)
     python benchmarks/index_scale.py real --corpus pydoc --cache pydoc.sqlite --document-length 128
     # the codec's ceiling: brute force over the decoded vectors of 3,000 passages, nbits 1/2/4
