@@ -906,6 +906,16 @@ def test_cli_index_commands(
     assert "[p]" not in capsys.readouterr().out
     assert main(["index", "search", idx, *model, *query, "--filter", "{bad"]) == 2
     assert main(["index", "delete", idx, *model, "nope"]) == 1
+    assert list(pathlib.Path(idx).rglob("originals.f16"))
+    lean = tmp_path / "lean"
+    assert main(["index", "add", str(lean), str(docs), *model, "--no-originals", "-q"]) == 0
+    assert json.loads((lean / "manifest.json").read_text())["originals"] is False
+    assert not list(lean.rglob("originals.f16"))
+    assert main(["index", "add", str(lean), str(docs), *model, "-q"]) == 0  # keeps its choice
+    assert not list(lean.rglob("originals.f16"))
+    # an index with originals refuses to lose them
+    assert main(["index", "add", idx, str(docs), *model, "--no-originals", "-q"]) != 0
+    assert "with original vectors" in capsys.readouterr().err
 
 
 def test_writer_killed_during_the_first_add(
