@@ -384,16 +384,15 @@ def report(label: str, row: dict[str, Any]) -> None:
 #: rerank (exact 0, the codec-only search), then with it.
 SWEEP = [
     (4, 1024, 256, 0),
-    (16, 8192, 2048, 0),
     (2, 256, 64, 32),
     (4, 512, 128, 32),
     (4, 1024, 128, 32),
-    (4, 1024, 128, 64),
-    (4, 1024, 64, 64),
     (4, 1024, 256, 32),
     (4, 1024, 256, 64),
-    (8, 2048, 256, 64),
-    (8, 2048, 512, 64),
+    (4, 2048, 512, 32),
+    (8, 2048, 256, 32),
+    (8, 2048, 512, 32),
+    (8, 4096, 1024, 32),
 ]
 #: Sizes of the head of the code-ranked list whose survival is reported.
 SURVIVAL_AT = (10, 16, 24, 32, 48, 64, 96, 128, 256)
