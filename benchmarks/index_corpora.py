@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import sys
 import time
@@ -26,7 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+#: ../shared/data beside the checkout, or $COLBERT_PLUGINS_DATA (a worktree elsewhere).
+DATA = Path(os.environ.get("COLBERT_PLUGINS_DATA") or ROOT.parent / "shared" / "data")
 MODEL = ROOT.parent / "shared" / "models" / "colbert-minilm-proxy"
 PYDOC = Path("/usr/share/doc/python3.11/html/_sources")
 LINUXDOC = Path("/usr/share/doc")

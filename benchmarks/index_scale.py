@@ -3,8 +3,11 @@ exact MaxSim, on real and synthetic token vectors.
 
 Usage:
     # (a) real passages (Cranfield + CISI + SciFact, ~8,000) encoded once into a cache by
-    #     benchmarks/index_corpora.py; --sweep adds the nprobe x candidates curve
-    python benchmarks/index_scale.py real --corpus beir --cache beir.sqlite --sweep
+    #     benchmarks/index_corpora.py; --sweep adds the nprobe x candidates x rerank x exact
+    #     curve; --model the trained model (the cache's); --exact N / --no-originals set the
+    #     exact rerank's size / build the index with codes only
+    python benchmarks/index_scale.py real --corpus beir --cache beir.sqlite --sweep \
+        --model ../shared/models/colbert-minilm-trained --queries 60
     # (b) Debian python3-doc passages, as many as the cache holds (never encodes them)
     python benchmarks/index_scale.py real --corpus pydoc --cache pydoc.sqlite --document-length 128
     # the codec's ceiling: brute force over the decoded vectors of 3,000 passages, nbits 1/2/4
@@ -24,9 +27,11 @@ Usage:
 
 What is measured, per run, on this machine:
 
-- bytes/token: ``CompressedIndex.vector_bytes()`` (codes, centroid ids, inverted lists,
-  offsets, centroids) and ``disk_bytes()`` (every file, texts and metadata included) divided by
-  the live token vectors;
+- bytes/token, divided by the live token vectors: resident, ``CompressedIndex.vector_bytes()``
+  (codes, centroid ids, scales, inverted lists, offsets, centroids: what every query reads
+  from); originals, ``original_bytes()`` (the float16 token vectors on disk, read only for each
+  query's ``exact`` final candidates); and ``disk_bytes()`` (every file, texts and metadata
+  included);
 - build: seconds to add every document's vectors (k-means, compression, inverted lists,
   fsync'd commit), against the time the model takes to encode the same documents (measured
   on a sample of them in the same run: the "index overhead" ratio; the synthetic run uses the
@@ -34,8 +39,11 @@ What is measured, per run, on this machine:
 - search, in a fresh subprocess that only opens the index and runs the queries (so its RSS is
   what serving costs): p50/p95 latency of ``search_vectors(q, k=10)`` (query encoding
   excluded), peak RSS (VmHWM), recall@10 against exact MaxSim over the float32 vectors, and
-  the median time of each search stage (centroid scores, candidates, prune, rerank); the
-  queries run twice, and the second pass (index pages already mapped) is the warm p50/p95;
+  the median time of each search stage (centroid scores, candidates, prune, rerank from the
+  codes, exact rerank from the originals), and how much of the exact top 10 survives each
+  stage, with the survival among the best N by the codes for several N (the recall that an
+  exact rerank of N documents reaches); the queries run twice, and the second pass (index
+  pages already mapped) is the warm p50/p95;
 - synthetic runs: the time of each stage (exact top-10, build, search), the build's own peak
   RSS (VmHWM reset just before it, next to the RSS it started from) and the build's time
   without the generation of the synthetic vectors.
@@ -83,6 +91,25 @@ def rss_mb(field: str) -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def mapped_rss_mb(suffix: str) -> float:
+    """RSS of this process's maps of files whose name ends with ``suffix`` (from
+    /proc/self/smaps; nan where it cannot be read)."""
+    total, inside = 0, False
+    try:
+        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    inside = len(head) >= 6 and head[-1].endswith(suffix)
+                elif inside and head[0] == "Rss:":
+                    total += int(head[1])
+    except OSError:
+        return float("nan")
+    return total / 1024
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -171,7 +198,7 @@ def build(
 def serve(
     path: Path,
     queries: list[np.ndarray],
-    configs: list[tuple[int, int, int]],
+    configs: list[tuple[int, ...]],
     profile: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the queries in a fresh subprocess against the index at ``path`` (with ``profile``,
@@ -206,14 +233,15 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
     """Median milliseconds of each stage of ``CompressedIndex.search_vectors`` (the same calls,
     timed one by one; private API, so ``{}`` if it changed), postings read from the probed
     inverted lists and documents found there, per query."""
-    from colbert_plugins.index.compressed import _prune
+    from colbert_plugins.index.compressed import _exact_rerank, _prune
     from colbert_plugins.scoring import blas_thread_limit
 
     snap = index._snapshot
-    names = ("centroid_scores", "candidates", "prune", "rerank")
+    names = ("centroid_scores", "candidates", "prune", "rerank", "exact")
     times: dict[str, list[float]] = {name: [] for name in names}
     postings, found = [], []
-    kept: dict[str, list[list[str]]] = {"candidates": [], "prune": []}
+    kept: dict[str, list[list[str]]] = {"candidates": [], "prune": [], "codes": []}
+    exact_count = max(k, index.exact) if index.exact and index.keeps_originals else 0
     try:
         for q in queries:
             with blas_thread_limit(1):  # as search_vectors runs
@@ -227,8 +255,16 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
                 marks.append(time.perf_counter())
                 kept["candidates"].append([snap.segments[s].ids[i] for s, i in candidates])
                 kept["prune"].append([snap.segments[s].ids[i] for s, i in picked])
-                index._rerank(snap, q, scores, picked)
+                if exact_count >= len(picked):  # as search_vectors: no rerank from codes
+                    scored = [(0.0, where) for where in picked]
+                else:
+                    scored = index._rerank(snap, q, scores, picked)
+                    scored.sort(key=lambda item: (-item[0], item[1]))
                 marks.append(time.perf_counter())
+                if exact_count:
+                    _exact_rerank(snap, q, scored, exact_count)
+                marks.append(time.perf_counter())
+                kept["codes"].append([snap.segments[s].ids[i] for _, (s, i) in scored])
             for name, a, b in zip(names, marks, marks[1:], strict=False):
                 times[name].append(1000 * (b - a))
             probes = np.argpartition(-scores, index.nprobe - 1, axis=1)[:, : index.nprobe]
@@ -253,16 +289,25 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
 
 def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
     from colbert_plugins.index import CompressedIndex
+    from colbert_plugins.index.compressed import DEFAULT_EXACT
 
     model = open_model(None, 0, None)
     with np.load(qfile) as data:
         queries = [data[f"arr_{i}"] for i in range(len(data.files))]
     base = rss_mb("VmRSS")
     base_anon = rss_mb("RssAnon")
-    for n, (nprobe, candidates, rerank) in enumerate(json.loads(configs_json)):
+    for n, config in enumerate(json.loads(configs_json)):
+        nprobe, candidates, rerank = config[:3]
+        exact = config[3] if len(config) > 3 else DEFAULT_EXACT
         # Queries come encoded: the model only supplies the vector size (check_model_key off).
         index = CompressedIndex(
-            model, path, nprobe=nprobe, candidates=candidates, rerank=rerank, check_model_key=False
+            model,
+            path,
+            nprobe=nprobe,
+            candidates=candidates,
+            rerank=rerank,
+            exact=exact,
+            check_model_key=False,
         )
         index.search_vectors(queries[0], k=10)  # warm up
         times, results = timed_top10(index, queries)
@@ -278,6 +323,8 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
             # clean page cache the kernel can drop; RssAnon: the process's own memory.
             "rss_anon_mb": rss_mb("RssAnon"),
             "rss_file_mb": rss_mb("RssFile"),
+            # of which the float16 originals (touched by the exact reranks only)
+            "rss_originals_mb": mapped_rss_mb("originals.f16"),
             "rss_anon_before_mb": base_anon,
         }
         row.update(search_stages(index, queries))
@@ -300,6 +347,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
                     "nprobe": nprobe,
                     "candidates": candidates,
                     "rerank": rerank,
+                    "exact": exact if index.keeps_originals else 0,
                     "p50_ms": 1000 * statistics.median(times),
                     "p95_ms": 1000 * percentile(times, 0.95),
                     "p50_warm_ms": 1000 * statistics.median(warm),
@@ -314,7 +362,7 @@ def _serve(path: str, qfile: str, configs_json: str, profile: str = "") -> None:
 def report(label: str, row: dict[str, Any]) -> None:
     print(
         f"{label:<28} nprobe {row['nprobe']:>2} cand {row['candidates']:>5} "
-        f"rerank {row['rerank']:>5}  "
+        f"rerank {row['rerank']:>5} exact {row.get('exact', 0):>4}  "
         f"recall@10 {row['recall']:.3f}  p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms"
         + (
             f" (again, warm: p50 {row['p50_warm_ms']:.1f} p95 {row['p95_warm_ms']:.1f})"
@@ -323,7 +371,8 @@ def report(label: str, row: dict[str, Any]) -> None:
         )
         + f"  RSS {row['rss_mb']:6.0f} MB (peak {row['hwm_mb']:.0f}"
         + (
-            f"; mapped files {row['rss_file_mb']:.0f}, anonymous {row['rss_anon_mb']:.0f})"
+            f"; mapped files {row['rss_file_mb']:.0f} (originals "
+            f"{row.get('rss_originals_mb', 0):.0f}), anonymous {row['rss_anon_mb']:.0f})"
             if "rss_file_mb" in row
             else ")"
         ),
@@ -331,14 +380,22 @@ def report(label: str, row: dict[str, Any]) -> None:
     )
 
 
+#: (nprobe, candidates, rerank, exact) of --sweep: the codes' curve without the exact
+#: rerank (exact 0, the codec-only search), then with it.
 SWEEP = [
-    (2, 256, 64),
-    (4, 512, 128),
-    (4, 1024, 256),
-    (8, 2048, 512),
-    (8, 4096, 1024),
-    (16, 8192, 2048),
+    (4, 1024, 256, 0),
+    (2, 256, 64, 32),
+    (4, 512, 128, 32),
+    (4, 1024, 128, 32),
+    (4, 1024, 256, 32),
+    (4, 1024, 256, 64),
+    (4, 2048, 512, 32),
+    (8, 2048, 256, 32),
+    (8, 2048, 512, 32),
+    (8, 4096, 1024, 32),
 ]
+#: Sizes of the head of the code-ranked list whose survival is reported.
+SURVIVAL_AT = (10, 16, 24, 32, 48, 64, 96, 128, 256)
 
 # -- (a), (b) real passages --------------------------------------------------------------------
 
@@ -347,13 +404,25 @@ def report_stages(row: dict[str, Any], exact: list[list[str]]) -> None:
     """Print how much of the exact top 10 each search stage still holds (the rest is lost
     there) and each stage's median time, when the search subprocess measured them."""
     if row.get("stage_ids"):
-        row["stage_recall"] = {
-            name: recall(got, exact) for name, got in row.pop("stage_ids").items()
+        ids = row.pop("stage_ids")
+        codes = ids.pop("codes")
+        row["stage_recall"] = {name: recall(got, exact) for name, got in ids.items()}
+        row["code_survival"] = {
+            n: recall([c[:n] for c in codes], exact) for n in SURVIVAL_AT if n <= row["rerank"]
+        }
+        row["prune_survival"] = {
+            n: recall([c[:n] for c in ids["prune"]], exact)
+            for n in SURVIVAL_AT
+            if n <= row["rerank"]
         }
         print(
             f"{'':<28} exact top-10 kept after candidates "
             f"{row['stage_recall']['candidates']:.3f}, after prune "
-            f"{row['stage_recall']['prune']:.3f}, after rerank {row['recall']:.3f}",
+            f"{row['stage_recall']['prune']:.3f}, final {row['recall']:.3f}; among the best N "
+            "by the codes: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in row["code_survival"].items())
+            + "; among the best N by centroid interaction: "
+            + ", ".join(f"{n} {v:.3f}" for n, v in row["prune_survival"].items()),
             flush=True,
         )
     if row.get("stages_ms"):
@@ -421,6 +490,7 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
             "tokens": tokens,
             "ncentroids": len(index._snapshot.codec.centroids),  # type: ignore[union-attr]
             "vector_bytes_per_token": index.vector_bytes() / tokens,
+            "original_bytes_per_token": index.original_bytes() / tokens,
             "disk_bytes_per_token": index.disk_bytes() / tokens,
             "float32_bytes_per_token": model.dim * 4,
             "nbits": BUILD.get("nbits", 2),
@@ -433,14 +503,15 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
             "overhead_cpu": cpu_seconds / (len(ids) / cpu_rate),
             "queries": len(queries),
         }
-        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates, args.rerank)]
+        configs = SWEEP if args.sweep else [config(args)]
         rows = serve(path, queries, configs)
         # The codec's ceiling on this index: brute-force MaxSim over every decoded passage.
         ceiling = recall(exact_top10(queries, index.get_vectors(ids), ids), exact)
         result["codec_ceiling_recall"] = ceiling
         del index
     print(
-        f"bytes/token {result['vector_bytes_per_token']:.1f} (all files "
+        f"bytes/token resident {result['vector_bytes_per_token']:.1f}, originals on disk "
+        f"{result['original_bytes_per_token']:.1f} (all files "
         f"{result['disk_bytes_per_token']:.1f}; float32 {model.dim * 4})  build "
         f"{seconds:.1f} s  encode {result['encode_s_projected']:.0f} s at "
         f"{rate:.1f} docs/s (before/after the build: {before[0]:.1f}/{after[0]:.1f}) -> "
@@ -734,6 +805,7 @@ def run_synthetic_size(
         result.update(
             ncentroids=len(index._snapshot.codec.centroids),  # type: ignore[union-attr]
             vector_bytes_per_token=index.vector_bytes() / tokens,
+            original_bytes_per_token=index.original_bytes() / tokens,
             disk_bytes_per_token=index.disk_bytes() / tokens,
             index_bytes=index.disk_bytes(),
             build_s=seconds,
@@ -747,13 +819,14 @@ def run_synthetic_size(
         del index
         if args.encode_rate:
             result["overhead"] = seconds / (docs / args.encode_rate)
-        configs = SWEEP if args.sweep else [(args.nprobe, args.candidates, args.rerank)]
+        configs = SWEEP if args.sweep else [config(args)]
         start = time.perf_counter()
         rows = serve(path, queries, configs, args.profile)
         result["search_stage_s"] = time.perf_counter() - start
         result["load_after_search"] = load()
     print(
-        f"bytes/token {result['vector_bytes_per_token']:.1f} (all files "
+        f"bytes/token resident {result['vector_bytes_per_token']:.1f}, originals on disk "
+        f"{result['original_bytes_per_token']:.1f} (all files "
         f"{result['disk_bytes_per_token']:.1f})  index {result['index_bytes'] / 2**20:.0f} MiB  "
         f"{result['ncentroids']} centroids  build {seconds:.0f} s ({result['build_cpu_s']:.0f} "
         f"CPU s; {result['build_s_per_mtok']:.0f} s per 1M tokens; synthetic generation "
@@ -781,6 +854,11 @@ def run_synthetic_size(
     return result, state
 
 
+def config(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """The one search configuration of a run without --sweep."""
+    return (args.nprobe, args.candidates, args.rerank, args.exact)
+
+
 def run_synthetic(args: argparse.Namespace) -> list[dict[str, Any]]:
     model = open_model(None, 0, None)
     lengths = real_lengths(args.lengths)
@@ -804,7 +882,8 @@ def summary(results: list[dict[str, Any]]) -> None:
 
     print("\nsummary (first configuration of each size)", flush=True)
     head = (
-        f"{'passages':>9} {'tokens':>11} {'centr':>6} {'B/tok':>6} {'B/tok all':>9} "
+        f"{'passages':>9} {'tokens':>11} {'centr':>6} {'B/tok':>6} {'B/tok f16':>9} "
+        f"{'B/tok all':>9} "
         f"{'build s':>8} {'s/1Mtok':>8} {'bld RSS0':>8} {'bld peak':>8} {'p50 ms':>8} "
         f"{'p95 ms':>8} {'warm p50':>8} {'srch RSS':>8} {'srch pk':>8} {'recall':>6} "
         f"{'exact s':>7} "
@@ -815,7 +894,8 @@ def summary(results: list[dict[str, Any]]) -> None:
         row = r["rows"][0]
         print(
             f"{r['synthetic_docs']:>9} {r['tokens']:>11} {r['ncentroids']:>6} "
-            f"{r['vector_bytes_per_token']:>6.1f} {r['disk_bytes_per_token']:>9.1f} "
+            f"{r['vector_bytes_per_token']:>6.1f} {r.get('original_bytes_per_token', 0):>9.1f} "
+            f"{r['disk_bytes_per_token']:>9.1f} "
             f"{r['build_s']:>8.0f} {r['build_s_per_mtok']:>8.1f} "
             f"{mb(r['rss_before_build_mb']):>8} {mb(r['build_peak_rss_mb']):>8} "
             f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
@@ -1052,6 +1132,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--candidates", type=int, default=None)
     parser.add_argument("--rerank", type=int, default=None)
+    parser.add_argument(
+        "--exact", type=int, default=None, help="documents rescored from the originals (0: none)"
+    )
+    parser.add_argument(
+        "--no-originals",
+        action="store_true",
+        help="build the index without float16 originals (codes only)",
+    )
     parser.add_argument("--nbits", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--compare", action="store_true")
@@ -1074,6 +1162,7 @@ def main(argv: list[str] | None = None) -> int:
     index_corpora.MODEL = args.model
     from colbert_plugins.index.compressed import (
         DEFAULT_CANDIDATES,
+        DEFAULT_EXACT,
         DEFAULT_NPROBE,
         DEFAULT_RERANK,
     )
@@ -1081,7 +1170,10 @@ def main(argv: list[str] | None = None) -> int:
     args.nprobe = args.nprobe or DEFAULT_NPROBE
     args.candidates = args.candidates or DEFAULT_CANDIDATES
     args.rerank = args.rerank or DEFAULT_RERANK
+    args.exact = DEFAULT_EXACT if args.exact is None else args.exact
     BUILD["nbits"] = args.nbits
+    if args.no_originals:
+        BUILD["originals"] = False
     if args.ncentroids:
         BUILD["ncentroids"] = args.ncentroids
     print(

@@ -20,7 +20,7 @@ from langchain_core.documents import Document
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from colbert_plugins import ColBERT
-from colbert_plugins.errors import InvalidArgumentError
+from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import (
     CompressedIndex,
     IndexFormatError,
@@ -329,10 +329,10 @@ def test_inverted_lists_over_many_chunks_name_each_document_once_in_order(
 def test_full_probe_equals_maxsim_of_decompressed_vectors(
     tiny_model: ColBERT, tmp_path: pathlib.Path
 ) -> None:
-    """With every centroid probed and every document a candidate, the ranking is exactly
-    MaxSim over the stored (decompressed) vectors."""
+    """With every centroid probed and every document a candidate, and no exact rerank, the
+    ranking is exactly MaxSim over the stored (decompressed) vectors."""
     idx = CompressedIndex(
-        tiny_model, tmp_path / "idx", nprobe=10_000, candidates=10_000, rerank=10_000
+        tiny_model, tmp_path / "idx", nprobe=10_000, candidates=10_000, rerank=10_000, exact=0
     )
     texts = random_texts(60, seed=3)
     idx.add(texts, ids=[f"d{i}" for i in range(60)])
@@ -345,16 +345,69 @@ def test_full_probe_equals_maxsim_of_decompressed_vectors(
     assert {h.id for h in hits} == {f"d{i}" for i in range(60)}
 
 
-def test_recall_against_exact_on_tiny_model(index: CompressedIndex, tiny_model: ColBERT) -> None:
-    exact = InMemoryIndex(tiny_model)
-    exact.add([d.text for d in index.get(index.ids())], ids=index.ids())
-    queries = random_texts(20, seed=9)
+def _recall(index: CompressedIndex, exact: InMemoryIndex, queries: list[str]) -> float:
     overlap = [
         len({h.id for h in index.search(q, k=10)} & {h.id for h in exact.search(q, k=10)}) / 10
         for q in queries
     ]
+    return float(np.mean(overlap))
+
+
+def test_recall_against_exact_on_tiny_model(index: CompressedIndex, tiny_model: ColBERT) -> None:
+    exact = InMemoryIndex(tiny_model)
+    exact.add([d.text for d in index.get(index.ids())], ids=index.ids())
+    queries = random_texts(20, seed=9)
+    codes_only = CompressedIndex(tiny_model, index.path, exact=0)
     # 8-dim vectors quantized to 2 bits per dimension: coarse, but far from random (0.08).
-    assert float(np.mean(overlap)) >= 0.6
+    assert _recall(codes_only, exact, queries) >= 0.6
+    # The exact rerank over the float16 originals repairs what the codes mis-rank: the
+    # candidate stages keep the exact top 10 among the best 32 by the codes (DEFAULT_EXACT).
+    assert _recall(index, exact, queries) >= 0.95 > _recall(codes_only, exact, queries)
+
+
+def test_exact_rerank_scores_are_maxsim_over_the_originals(
+    tiny_model: ColBERT, tmp_path: pathlib.Path
+) -> None:
+    """Every hit's score is MaxSim over the document's float16 originals (the encoder's
+    vectors rounded to float16), and the hits are in that order: the exact ranking."""
+    idx = CompressedIndex(tiny_model, tmp_path / "idx", nprobe=10_000, candidates=10_000)
+    texts = random_texts(60, seed=3)
+    vectors = tiny_model.encode_documents(texts)
+    idx.add_vectors(vectors, texts, ids=[f"d{i}" for i in range(60)])
+    query = tiny_model.encode_queries(["paris capital of france"])[0]
+    hits = idx.search_vectors(query, k=60)
+    assert len(hits) == 60  # max(k, exact) covers them all
+    half = {f"d{i}": v.astype(np.float16).astype(np.float32) for i, v in enumerate(vectors)}
+    expected = [float((query @ half[h.id].T).max(axis=1).sum()) for h in hits]
+    np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-6, atol=1e-6)
+    full = {f"d{i}": float((query @ v.T).max(axis=1).sum()) for i, v in enumerate(vectors)}
+    np.testing.assert_allclose([h.score for h in hits], [full[h.id] for h in hits], atol=1e-2)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Only the best max(k, exact) by the codes are rescored (so every hit has an exact
+    # score): the best by the codes, in exact order.
+    by_codes = CompressedIndex(tiny_model, idx.path, nprobe=10_000, candidates=10_000, exact=0)
+    few = CompressedIndex(tiny_model, idx.path, nprobe=10_000, candidates=10_000, exact=3)
+    for k in (3, 10):
+        got = few.search_vectors(query, k=k)
+        assert {h.id for h in got} == {h.id for h in by_codes.search_vectors(query, k=k)}
+        scores = [float((query @ half[h.id].T).max(axis=1).sum()) for h in got]
+        np.testing.assert_allclose([h.score for h in got], scores, rtol=1e-6, atol=1e-6)
+        assert scores == sorted(scores, reverse=True)
+
+
+def _check_originals(index: CompressedIndex, model: ColBERT) -> int:
+    """Every live document's stored originals are its vectors from ``model`` in float16;
+    return how many documents were checked."""
+    docs = index.get(index.ids())
+    vectors = model.encode_documents([d.text for d in docs])
+    snap = index._snapshot
+    for doc, v in zip(docs, vectors, strict=True):
+        s, local = snap.positions[doc.id]
+        seg = snap.segments[s]
+        assert seg.originals is not None
+        rows = slice(int(seg.doc_offsets[local]), int(seg.doc_offsets[local + 1]))
+        np.testing.assert_allclose(np.asarray(seg.originals[rows], np.float32), v, atol=2e-3)
+    return len(docs)
 
 
 def test_search_results_carry_text_and_metadata(index: CompressedIndex) -> None:
@@ -425,6 +478,7 @@ def test_add_delete_replace_and_reopen(index: CompressedIndex, tiny_model: ColBE
     reopened = CompressedIndex(tiny_model, index.path)
     assert sorted(reopened.ids()) == sorted(index.ids())
     assert reopened.get(["d7"])[0].metadata == {"g": "new"}
+    assert reopened.keeps_originals and _check_originals(reopened, tiny_model) == 119
     query = tiny_model.encode_queries(["paris seine"])[0]
     assert [h.id for h in reopened.search_vectors(query, k=5)] == [
         h.id for h in index.search_vectors(query, k=5)
@@ -437,11 +491,15 @@ def test_compaction_and_segment_merging(tiny_model: ColBERT, tmp_path: pathlib.P
     for i in range(5):
         idx.add(texts[i * 10 : (i + 1) * 10], ids=[f"d{j}" for j in range(i * 10, (i + 1) * 10)])
         assert len(idx._snapshot.segments) <= 2
+    assert _check_originals(idx, tiny_model) == 50  # merged segments carry their originals
     idx.delete([f"d{j}" for j in range(0, 50, 2)])
     before = idx.search("paris capital", k=10)
     idx.compact()
     assert len(idx._snapshot.segments) == 1 and len(idx) == 25
     assert [h.id for h in idx.search("paris capital", k=10)] == [h.id for h in before]
+    assert _check_originals(idx, tiny_model) == 25
+    seg = idx._snapshot.segments[0]
+    assert (idx.path / seg.name / "originals.f16").stat().st_size == seg.tokens * 8 * 2
     segments = [p for p in idx.path.iterdir() if p.name.startswith("seg-")]
     assert len(segments) == 1  # superseded segment files are removed
     idx.clear()
@@ -465,6 +523,52 @@ def test_bad_arguments(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
         CompressedIndex(tiny_model, tmp_path / "b")
     with pytest.raises(IndexFormatError, match="no manifest"):
         CompressedIndex.load(tmp_path / "c", tiny_model)
+    with pytest.raises(InvalidArgumentError, match="exact"):
+        CompressedIndex(tiny_model, tmp_path / "d", exact=-1)
+    with pytest.raises(InvalidArgumentTypeError, match="originals"):
+        CompressedIndex(tiny_model, tmp_path / "d", originals="yes")  # type: ignore[arg-type]
+
+
+def test_opting_out_of_originals(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
+    texts = random_texts(80, seed=4)
+    ids = [f"d{i}" for i in range(80)]
+    lean = CompressedIndex(tiny_model, tmp_path / "lean", originals=False, max_segments=1)
+    lean.add(texts[:40], ids=ids[:40])
+    lean.add(texts[40:], ids=ids[40:])  # merged: still without originals
+    full = CompressedIndex(tiny_model, tmp_path / "full", max_segments=1)
+    full.add(texts[:40], ids=ids[:40])  # the same codec as the lean index
+    full.add(texts[40:], ids=ids[40:])
+    assert not lean.keeps_originals and lean.original_bytes() == 0
+    assert not list(lean.path.rglob("originals.f16"))
+    assert json.loads((lean.path / "manifest.json").read_text())["originals"] is False
+    assert full.original_bytes() == full.tokens * 8 * 2
+    assert abs(full.disk_bytes() - full.original_bytes() - lean.disk_bytes()) < 64  # manifest
+    # the opt-out ranks by the codes, as exact=0 does on an index with originals
+    codes_only = CompressedIndex(tiny_model, full.path, exact=0)
+    for q in random_texts(5, seed=11):
+        assert [h.id for h in lean.search(q, k=10)] == [h.id for h in codes_only.search(q, k=10)]
+    with pytest.raises(InvalidArgumentError, match="without original vectors"):
+        CompressedIndex(tiny_model, lean.path, originals=True)
+    with pytest.raises(InvalidArgumentError, match="with original vectors"):
+        CompressedIndex(tiny_model, full.path, originals=False)
+    assert not CompressedIndex(tiny_model, lean.path).keeps_originals
+
+
+def test_manifest_and_segments_must_agree_on_originals(
+    index: CompressedIndex, tiny_model: ColBERT
+) -> None:
+    manifest_path = index.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["segments"][0]["originals"] = False
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="lacks original vectors"):
+        CompressedIndex(tiny_model, index.path)
+    seg = manifest["segments"][0]
+    seg["originals"] = True
+    (index.path / seg["name"] / "originals.f16").write_bytes(b"short")
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match=r"originals\.f16 holds 5 bytes"):
+        CompressedIndex(tiny_model, index.path)
 
 
 # -- foreign indexes ---------------------------------------------------------------------------
@@ -472,7 +576,7 @@ def test_bad_arguments(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
 
 def test_stores_float16_centroids_and_scales(index: CompressedIndex, tiny_model: ColBERT) -> None:
     manifest = json.loads((index.path / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     codec_dir = index.path / manifest["codec"]["name"]
     assert manifest["codec"]["centroids"] == "centroids.f16"
     assert (codec_dir / "centroids.f16").is_file() and not (codec_dir / "centroids.f32").exists()
@@ -486,8 +590,42 @@ def test_stores_float16_centroids_and_scales(index: CompressedIndex, tiny_model:
     )
 
 
+def _downgrade_to_version_2(path: pathlib.Path) -> None:
+    """Rewrite an index as format version 2 wrote it: no originals."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["originals"]
+    for seg in manifest["segments"]:
+        (path / seg["name"] / "originals.f16").unlink()
+        del seg["originals"]
+    manifest["format_version"] = 2
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_reads_version_2_and_its_new_segments_keep_no_originals(
+    index: CompressedIndex, tiny_model: ColBERT
+) -> None:
+    query = tiny_model.encode_queries(["paris capital of france"])[0]
+    by_codes = CompressedIndex(tiny_model, index.path, exact=0).search_vectors(query, k=10)
+    _downgrade_to_version_2(index.path)
+    old = CompressedIndex(tiny_model, index.path)
+    assert not old.keeps_originals and old.original_bytes() == 0
+    assert [(h.id, h.score) for h in old.search_vectors(query, k=10)] == [
+        (h.id, h.score) for h in by_codes
+    ]
+    old.add(["the capital of france is paris"], ids=["new"], metadatas=[{"g": 9}])
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    assert manifest["format_version"] == 3 and manifest["originals"] is False
+    assert [seg["originals"] for seg in manifest["segments"]] == [False, False]
+    old.delete(["d1"])
+    old.compact()
+    assert not list(index.path.rglob("originals.f16")) and len(old) == 120
+    reopened = CompressedIndex(tiny_model, index.path)
+    assert "new" in {h.id for h in reopened.search_vectors(query, k=len(reopened))}
+
+
 def _downgrade_to_version_1(path: pathlib.Path) -> None:
     """Rewrite an index as format version 1 wrote it: float32 centroids, no scales."""
+    _downgrade_to_version_2(path)
     manifest = json.loads((path / "manifest.json").read_text())
     codec_dir = path / manifest["codec"]["name"]
     dim = manifest["dim"]
@@ -506,7 +644,7 @@ def test_reads_version_1_and_writes_scales_in_new_segments(
     index: CompressedIndex, tiny_model: ColBERT
 ) -> None:
     query = tiny_model.encode_queries(["paris capital of france"])[0]
-    before = index.search_vectors(query, k=10)
+    before = CompressedIndex(tiny_model, index.path, exact=0).search_vectors(query, k=10)
     _downgrade_to_version_1(index.path)
     old = CompressedIndex(tiny_model, index.path)
     assert all(seg.scales is None for seg in old._snapshot.segments)
@@ -518,7 +656,7 @@ def test_reads_version_1_and_writes_scales_in_new_segments(
     )
     old.add(["the capital of france is paris"], ids=["new"])
     manifest = json.loads((index.path / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert [seg.get("scales", False) for seg in manifest["segments"]] == [False, True]
     mixed = CompressedIndex(tiny_model, index.path)
     assert "new" in {h.id for h in mixed.search_vectors(query, k=len(mixed))}
@@ -602,6 +740,7 @@ def _check_consistent(path: pathlib.Path, model: ColBERT) -> int:
     assert "after" in CompressedIndex(model, path)
     leftovers = [p.name for p in path.iterdir() if p.name.startswith(".tmp-")]
     assert leftovers == []  # the next writer removed the dead writer's files
+    _check_originals(CompressedIndex(model, path), model)
     return len(batches)
 
 
@@ -715,16 +854,21 @@ def test_recall_against_exact_on_real_model(real_model: ColBERT, tmp_path: pathl
     compressed.add_vectors(vectors, texts, ids=ids)
     exact = InMemoryIndex(real_model)
     exact._upsert(ids, texts, [{} for _ in ids], vectors)
-    recall = []
+    codes_only = CompressedIndex(real_model, compressed.path, exact=0)
+    recall, codes_recall = [], []
     for q in real_model.encode_queries(queries):
-        got = {h.id for h in compressed.search_vectors(q, k=10)}
-        recall.append(len(got & {h.id for h in exact.search_vectors(q, k=10)}) / 10)
-    # Measured 0.92 on these 150 documents with the proxy model (2-bit residuals).
-    assert float(np.mean(recall)) >= 0.85
+        truth = {h.id for h in exact.search_vectors(q, k=10)}
+        recall.append(len({h.id for h in compressed.search_vectors(q, k=10)} & truth) / 10)
+        codes_recall.append(len({h.id for h in codes_only.search_vectors(q, k=10)} & truth) / 10)
+    # Measured on these 150 documents, proxy and trained model alike: 1.0 with the exact
+    # rerank over the originals, 0.92 from the 2-bit codes alone.
+    assert float(np.mean(recall)) >= 0.98
+    assert float(np.mean(codes_recall)) >= 0.85
     codec = compressed._snapshot.codec
     assert codec is not None
     per_token = compressed.vector_bytes() - codec.centroids.nbytes  # centroids: a fixed cost
-    assert per_token / compressed.tokens <= 40
+    assert per_token / compressed.tokens <= 40  # resident; the originals are on disk
+    assert compressed.original_bytes() == compressed.tokens * real_model.dim * 2
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -762,6 +906,16 @@ def test_cli_index_commands(
     assert "[p]" not in capsys.readouterr().out
     assert main(["index", "search", idx, *model, *query, "--filter", "{bad"]) == 2
     assert main(["index", "delete", idx, *model, "nope"]) == 1
+    assert list(pathlib.Path(idx).rglob("originals.f16"))
+    lean = tmp_path / "lean"
+    assert main(["index", "add", str(lean), str(docs), *model, "--no-originals", "-q"]) == 0
+    assert json.loads((lean / "manifest.json").read_text())["originals"] is False
+    assert not list(lean.rglob("originals.f16"))
+    assert main(["index", "add", str(lean), str(docs), *model, "-q"]) == 0  # keeps its choice
+    assert not list(lean.rglob("originals.f16"))
+    # an index with originals refuses to lose them
+    assert main(["index", "add", idx, str(docs), *model, "--no-originals", "-q"]) != 0
+    assert "with original vectors" in capsys.readouterr().err
 
 
 def test_writer_killed_during_the_first_add(

@@ -16,17 +16,38 @@ PLAID-style (the design of colbert-ai's PLAID and of FastPlaid / NextPlaid), wri
 - **Prune**: the ``candidates`` best documents by that estimate are scored by MaxSim over
   their tokens' centroids (PLAID's centroid interaction, lookups in the query-centroid scores).
 - **Rerank**: the ``rerank`` best of those are scored by MaxSim over their decompressed
-  vectors, computed from the codes (:meth:`.codec.ResidualCodec.similarities`); the best ``k``
-  are returned, with those scores.
+  vectors, computed from the codes (:meth:`.codec.ResidualCodec.similarities`).
+- **Exact rerank**: the ``exact`` best of those by the codes (at least ``k``) are scored again
+  by exact MaxSim over their **originals**: every token vector is also kept in float16 in a
+  memory-mapped file per segment (``originals.f16``, 256 bytes per vector at 128 dims), which
+  only this stage reads, a few dozen documents per query (advised random, each document's
+  rows asked for at once with ``MADV_WILLNEED``). The best ``k`` are returned with their exact
+  scores (MaxSim over the float16-rounded vectors). ``originals=False`` builds an index
+  without them (codes only, the ranking of ``exact=0``).
 
-Why this design (numbers from ``benchmarks/index_scale.py``, in the README's "Compressed
-index" section): 38-39 bytes per token vector against 512 in float32, only the centroids and small
-per-document arrays resident, a build that costs about 5% of encoding the same passages, and a
-search that reads a few inverted lists per query vector instead of every vector (3.6x faster
-than exact MaxSim at 10,000 passages in the same run). MUVERA fixed-dimensional encodings
+Why this design (``benchmarks/index_scale.py``; the README's "Compressed index" section has
+the tables and commands). What every query touches stays 39.7 bytes per token vector (codes,
+centroid id, scale byte, inverted lists, centroids), against 512 in float32; the originals
+sit on disk beside it and are read only for the final candidates. On the trained test model
+(``colbert-minilm-trained``, 8,041 BEIR passages, 893,610 token vectors, 60 queries),
+recall@10 against exact MaxSim: the codes alone 0.910, which is their ceiling (0.912 by
+brute-force MaxSim over every decoded passage: 2-bit residuals mis-order near ties); the
+candidate stages keep 0.993 (candidates) and 0.988 (prune) of the exact top 10, and the code
+ranking holds all of those in its best 24 (0.980 in its best 16), so the exact rerank of the
+best 32 reaches **0.988** at the defaults (0.965 on 19,457 Debian-doc passages, whose codes
+reach 0.872 at most), for 3-7 ms of exact stage per query against 28-40 ms for the rerank
+from the codes (medians, loaded 2-core machine); 64 gave the same recall. With more
+passages the candidate stages decide: on 100,001 Debian-doc passages (6.6M token vectors)
+the defaults keep 0.890 (candidates) and 0.872 (prune) of the exact top 10, so recall is
+0.872 (codes alone 0.820, their ceiling 0.822); ``nprobe=8, candidates=4096, rerank=1024``
+reaches 0.965 at 2.4x the p50 (73 against 30 ms, idle machine). The
+prune width decides the rest: ``rerank=128`` gives 0.963 in two thirds of the time, 512 with
+``nprobe=8`` 0.997. 4 bits per dimension instead (72 bytes resident) reached only 0.937-0.960.
+A better 2-bit codec was not found (PCA, OPQ, residual quantizers and least-squares scales all
+stayed near the same ceiling). The build stays about 3% of encoding the same passages (it
+writes 256 more bytes per token vector). MUVERA fixed-dimensional encodings
 (:class:`~colbert_plugins.pooling.Muvera`), measured through the Qdrant backend's prefetch on
-the same synthetic queries, recalled 0.53 of the exact top 10 against 0.75 here. What limits
-recall on the test model is the 2-bit residual (see ``nbits``), not the candidate stages.
+synthetic queries, recalled 0.53 of the exact top 10 against 0.75 for the codes here.
 
 **Persistence** (:mod:`.store`): each :meth:`add` or :meth:`delete` call is one atomic commit:
 new segment and deletion files are written and flushed, then a new manifest is renamed into
@@ -63,6 +84,7 @@ from .base import (
     ADD_CHUNK,
     ColBERTIndex,
     IndexedDocument,
+    IndexFormatError,
     MetadataFilter,
     SearchHit,
     check_documents,
@@ -86,11 +108,18 @@ from .store import (
     read_manifest,
     remove_unreferenced,
     save_codec,
+    will_need,
     write_deleted,
     write_manifest,
 )
 
-__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_NPROBE", "DEFAULT_RERANK", "CompressedIndex"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_EXACT",
+    "DEFAULT_NPROBE",
+    "DEFAULT_RERANK",
+    "CompressedIndex",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +129,8 @@ DEFAULT_NPROBE = 4
 DEFAULT_CANDIDATES = 1024
 #: Of those, documents decompressed and scored by MaxSim.
 DEFAULT_RERANK = 256
+#: Of those, documents scored by exact MaxSim over their float16 originals (read from disk).
+DEFAULT_EXACT = 32
 #: Documents encoded before the centroids are trained (when the index has none yet).
 TRAIN_DOCUMENTS = 8192
 #: Token vectors sampled for k-means, per centroid.
@@ -138,6 +169,18 @@ class CompressedIndex(ColBERTIndex):
         rerank: of those, documents decompressed and scored by MaxSim (default
             :data:`DEFAULT_RERANK`). More of any of the three: higher recall against exact
             MaxSim, slower searches; see the README's trade-off curve.
+        exact: of those, the best by their compressed score (at least ``k``) are scored
+            again by exact MaxSim over their float16 originals, read from disk (default
+            :data:`DEFAULT_EXACT`; 0: never read the originals, rank by the codes). Only
+            used in an index that keeps originals.
+        originals: keep every token vector in float16 in a memory-mapped file beside the
+            codes (256 more bytes per token vector on disk at 128 dimensions, read only
+            for the ``exact`` documents of each search, so not resident in memory): recall
+            against exact MaxSim near 1 instead of the codec's ceiling. ``False``: only the
+            codes (a disk-constrained index). Default: ``True`` for a new index; an existing
+            index keeps what it was created with (indexes written before format version 3
+            have no originals, nor do their new segments), and a different explicit value
+            is refused.
         max_segments: merge segments when an add leaves more than this many.
         check_model_key: set ``False`` to open an index whose recorded model key differs
             (only when the models are known to produce identical vectors); the vector size
@@ -165,6 +208,8 @@ class CompressedIndex(ColBERTIndex):
         nprobe: int = DEFAULT_NPROBE,
         candidates: int = DEFAULT_CANDIDATES,
         rerank: int = DEFAULT_RERANK,
+        exact: int = DEFAULT_EXACT,
+        originals: bool | None = None,
         max_segments: int = 8,
         check_model_key: bool = True,
     ) -> None:
@@ -180,13 +225,21 @@ class CompressedIndex(ColBERTIndex):
             )
         if ncentroids is not None:
             ncentroids = check_k(ncentroids, "ncentroids")
+        if originals is not None and not isinstance(originals, bool):
+            raise InvalidArgumentTypeError(
+                f"originals must be True, False or None, got {originals!r}"
+            )
+        if isinstance(exact, bool) or not isinstance(exact, int | np.integer) or exact < 0:
+            raise InvalidArgumentError(f"exact must be an integer >= 0, got {exact!r}")
         self.model = model
         self.path = Path(path)
         self.nprobe = check_k(nprobe, "nprobe")
         self.candidates = check_k(candidates, "candidates")
         self.rerank = check_k(rerank, "rerank")
+        self.exact = int(exact)
         self.max_segments = check_k(max_segments, "max_segments")
         self._nbits = nbits
+        self._originals = True if originals is None else originals
         self._ncentroids = ncentroids
         self._lock = threading.Lock()
         if self.path.exists() and not self.path.is_dir():
@@ -195,6 +248,15 @@ class CompressedIndex(ColBERTIndex):
             manifest = read_manifest(self.path)
             self._check_model(manifest, check_model_key)
             self._nbits = int(manifest["nbits"])
+            # Versions 1 and 2 kept no originals: nor do their new segments.
+            self._originals = bool(manifest.get("originals", False))
+            if originals is not None and originals != self._originals:
+                raise InvalidArgumentError(
+                    f"the index at {self.path} was created "
+                    + ("with" if self._originals else "without")
+                    + f" original vectors; originals={originals} cannot change that (build a "
+                    "new index; to search without reading them, pass exact=0)"
+                )
             self._snapshot = self._open_snapshot(manifest)
         else:
             # A writer killed during the first add leaves only its own files: not an error.
@@ -216,7 +278,8 @@ class CompressedIndex(ColBERTIndex):
         snap = self._snapshot
         return (
             f"CompressedIndex(path={str(self.path)!r}, model={self.model.name!r}, "
-            f"documents={snap.count}, segments={len(snap.segments)}, nbits={self._nbits})"
+            f"documents={snap.count}, segments={len(snap.segments)}, nbits={self._nbits}, "
+            f"originals={self._originals})"
         )
 
     # -- reading ---------------------------------------------------------------------------------
@@ -243,9 +306,15 @@ class CompressedIndex(ColBERTIndex):
         """Bytes of every file of the committed index (codes, ids, lists, texts, metadata)."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
+    @property
+    def keeps_originals(self) -> bool:
+        """Whether the index keeps the float16 originals of its token vectors."""
+        return self._originals
+
     def vector_bytes(self) -> int:
-        """Bytes that encode token vectors: codes, centroid ids, inverted lists, offsets,
-        and the centroids (texts, ids and metadata excluded)."""
+        """Bytes that encode token vectors and that every search reads from: codes,
+        centroid ids, scales, inverted lists, offsets, and the centroids (texts, ids,
+        metadata and the float16 originals excluded: see :meth:`original_bytes`)."""
         snap = self._snapshot
         total = 0
         if snap.codec is not None:
@@ -256,6 +325,12 @@ class CompressedIndex(ColBERTIndex):
             total += seg.ivf_offsets.nbytes + seg.doc_offsets.nbytes
             total += 0 if seg.scales is None else seg.scales.nbytes
         return total
+
+    def original_bytes(self) -> int:
+        """Bytes of the float16 originals on disk (0 in an index without them): a search
+        reads only those of its ``exact`` documents."""
+        segments = self._snapshot.segments
+        return sum(0 if seg.originals is None else seg.originals.nbytes for seg in segments)
 
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
         wanted = check_ids(ids)
@@ -270,7 +345,8 @@ class CompressedIndex(ColBERTIndex):
         return found
 
     def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
-        """The decompressed token vectors of these documents, in the order given."""
+        """The decompressed token vectors of these documents, in the order given (decoded
+        from the codes, also in an index that keeps originals)."""
         wanted = check_ids(ids)
         snap = self._snapshot
         check_known(wanted, snap.positions)
@@ -302,10 +378,16 @@ class CompressedIndex(ColBERTIndex):
             if not picked:
                 return []
             picked = _prune(snap, centroid_scores, picked, max(k, self.rerank))
-            scored = self._rerank(snap, query, centroid_scores, picked)
+            exact = max(k, self.exact) if self.exact and self._originals else 0
+            if exact >= len(picked):  # all of them exact: the codes would only order them
+                scored = _exact_rerank(snap, query, [(0.0, where) for where in picked], exact)
+            else:
+                scored = self._rerank(snap, query, centroid_scores, picked)
+                scored.sort(key=lambda item: (-item[0], item[1]))
+                if exact:
+                    scored = _exact_rerank(snap, query, scored, exact)
         if self.model.config.normalize_scores:
             scored = [(s / max(1, len(query)), where) for s, where in scored]
-        scored.sort(key=lambda item: (-item[0], item[1]))
         hits = []
         for score, (s, local) in scored[:k]:
             record = snap.segments[s].document_line(local)
@@ -524,12 +606,20 @@ class CompressedIndex(ColBERTIndex):
                             "centroids": centroid_file(codec),
                         }
                     if writer is None:
-                        writer = SegmentWriter(self.path, codec)
+                        writer = SegmentWriter(self.path, codec, originals=self._originals)
                     cids, codes = codec.encode(flat)
                     meta_lines = [
                         json.dumps(m, ensure_ascii=False).encode("utf-8") for m in metadatas[part]
                     ]
-                    writer.append(ids[part], lines[part], meta_lines, cids, codes, lengths)
+                    writer.append(
+                        ids[part],
+                        lines[part],
+                        meta_lines,
+                        cids,
+                        codes,
+                        lengths,
+                        flat if self._originals else None,
+                    )
                 if writer is None or codec is None or codec_info is None:
                     return
                 new_info = writer.finish()
@@ -570,7 +660,7 @@ class CompressedIndex(ColBERTIndex):
         with self._writing() as snap:
             if snap.codec is None or snap.codec_info is None or not snap.segments:
                 return
-            merged = _merge(self.path, snap.codec, list(snap.segments))
+            merged = _merge(self.path, snap.codec, list(snap.segments), self._originals)
             self._commit(snap.codec, snap.codec_info, [merged] if merged else [])
 
     # -- internals -------------------------------------------------------------------------------
@@ -618,7 +708,7 @@ class CompressedIndex(ColBERTIndex):
         while len(segments) > self.max_segments:
             sizes = [seg.tokens for seg in segments]
             i = min(range(len(segments) - 1), key=lambda j: sizes[j] + sizes[j + 1])
-            merged = _merge(self.path, codec, segments[i : i + 2])
+            merged = _merge(self.path, codec, segments[i : i + 2], self._originals)
             segments[i : i + 2] = [merged] if merged is not None else []
         return segments
 
@@ -634,6 +724,7 @@ class CompressedIndex(ColBERTIndex):
             "dim": self.model.dim,
             "normalize_scores": self.model.config.normalize_scores,
             "nbits": codec.nbits,
+            "originals": self._originals,
             "codec": codec_info,
             "segments": [seg.info() for seg in segments],
         }
@@ -647,6 +738,13 @@ class CompressedIndex(ColBERTIndex):
             return _Snapshot(None, None, (), {})
         codec = load_codec(self.path, info)
         segments = [Segment.open(self.path, seg, codec) for seg in manifest["segments"]]
+        for seg in segments:
+            if (seg.originals is not None) != self._originals:
+                raise IndexFormatError(
+                    f"{self.path}: segment {seg.name} "
+                    + ("lacks" if self._originals else "has")
+                    + " original vectors, unlike the index's manifest"
+                )
         return _snapshot(codec, info, segments)
 
     def _check_model(self, manifest: dict[str, Any], check_model_key: bool) -> None:
@@ -790,9 +888,12 @@ def _ranges(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]) -> np
     return shifts + np.arange(total, dtype=np.int64)
 
 
-def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Segment | None:
-    """One new segment holding the live documents of ``segments`` (None if there are none)."""
-    writer = SegmentWriter(root, codec)
+def _merge(
+    root: Path, codec: ResidualCodec, segments: Sequence[Segment], originals: bool
+) -> Segment | None:
+    """One new segment holding the live documents of ``segments`` (None if there are none),
+    with their originals when ``originals`` (every segment has them then)."""
+    writer = SegmentWriter(root, codec, originals=originals)
     try:
         for seg in segments:
             live = np.flatnonzero(seg.live)
@@ -810,6 +911,7 @@ def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Seg
                     np.asarray(seg.centroid_ids[rows]),
                     np.asarray(seg.codes[rows]),
                     lengths,
+                    None if seg.originals is None else np.asarray(seg.originals[rows]),
                 )
         if not writer.ids:
             writer.abort()
@@ -818,6 +920,32 @@ def _merge(root: Path, codec: ResidualCodec, segments: Sequence[Segment]) -> Seg
     except BaseException:
         writer.abort()
         raise
+
+
+def _exact_rerank(
+    snap: _Snapshot,
+    query: FloatArray,
+    ranked: list[tuple[float, tuple[int, int]]],
+    count: int,
+) -> list[tuple[float, tuple[int, int]]]:
+    """``ranked`` (best compressed score first) with its first ``count`` documents scored
+    again by exact MaxSim over their float16 originals and put in that order; the others
+    follow in their order, with their compressed scores. Documents of segments without
+    originals keep their compressed scores."""
+    head, tail = ranked[:count], ranked[count:]
+    picked = [where for _, where in head]
+    scores = np.array([score for score, _ in head], dtype=np.float32)
+    for s, (positions, locals_) in _by_segment(picked).items():
+        seg = snap.segments[s]
+        if seg.originals is None:
+            continue
+        starts, stops = seg.doc_offsets[locals_], seg.doc_offsets[locals_ + 1]
+        will_need(seg.originals, starts, stops)  # one read per document on a cold cache
+        rows = _ranges(starts, stops - starts)
+        vectors = np.asarray(seg.originals)[rows].astype(np.float32)
+        scores[positions] = _segment_sums(query @ vectors.T, stops - starts)
+    order = sorted(range(len(head)), key=lambda n: (-float(scores[n]), picked[n]))
+    return [(float(scores[n]), picked[n]) for n in order] + tail
 
 
 def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> bytes:

@@ -15,8 +15,11 @@ A directory holds:
   ``doc_offsets[i]:doc_offsets[i+1]``), the inverted lists ``ivf_offsets.i64`` /
   ``ivf_pids.i32`` (centroid ``c`` -> the documents with a token in it, each once),
   ``ids.json``, ``documents.jsonl`` (``{"id", "text", "metadata"}`` per line) with the byte
-  offset of each line in ``doc_starts.i64``, and ``metadata.jsonl`` (one object per line, read
-  for filters). Raw little-endian arrays, memory-mapped with the shapes in the manifest.
+  offset of each line in ``doc_starts.i64``, ``metadata.jsonl`` (one object per line, read
+  for filters), and, in an index that keeps them (version 3, ``"originals": true`` in the
+  manifest and in each segment's entry), ``originals.f16``: every token vector in float16
+  (``[tokens, dim]``), read only for the few documents of a search's exact rerank. Raw
+  little-endian arrays, memory-mapped with the shapes in the manifest.
 - ``seg-N/deleted-G.bool``: which documents of the segment are deleted as of commit ``G``.
   A delete writes a new file and commits a manifest naming it; the old file stays until the
   commit is durable.
@@ -43,12 +46,14 @@ from typing import Any, BinaryIO, cast
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidArgumentError
 from .base import IndexFormatError, check_manifest_fields, read_manifest_json
 from .codec import ResidualCodec
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "ORIGINALS",
     "READABLE_VERSIONS",
     "Segment",
     "SegmentWriter",
@@ -57,6 +62,7 @@ __all__ = [
     "load_codec",
     "read_manifest",
     "save_codec",
+    "will_need",
     "write_deleted",
     "write_manifest",
 ]
@@ -64,11 +70,15 @@ __all__ = [
 #: ``format`` field of a compressed index's manifest.
 FORMAT_NAME = "colbert-plugins-compressed-index"
 #: Version of the on-disk layout that this code writes. Version 2 added float16 centroids
-#: and the scale bytes of token vectors.
-FORMAT_VERSION = 2
+#: and the scale bytes of token vectors; version 3 the float16 originals of token vectors
+#: (``originals.f16``, when the manifest says ``"originals": true``).
+FORMAT_VERSION = 3
 #: Versions this code reads (a version 1 index is searched by renormalizing decoded vectors;
-#: its new segments get scales); others are refused with :class:`IndexFormatError`.
-READABLE_VERSIONS = (1, 2)
+#: its new segments get scales; indexes of versions 1 and 2 keep no originals, and neither
+#: do their new segments); others are refused with :class:`IndexFormatError`.
+READABLE_VERSIONS = (1, 2, 3)
+#: The float16 originals of a segment's token vectors.
+ORIGINALS = "originals.f16"
 
 MANIFEST = "manifest.json"
 Int64Array = npt.NDArray[np.int64]
@@ -132,6 +142,25 @@ def _random_access(mapped: np.memmap[Any, Any]) -> None:
     if advice is not None and handle is not None and hasattr(handle, "madvise"):
         with contextlib.suppress(OSError):
             handle.madvise(advice)
+
+
+def will_need(mapped: npt.NDArray[Any], starts: Int64Array, stops: Int64Array) -> None:
+    """Ask the kernel to read rows ``starts[i]:stops[i]`` of a memory-mapped 2-D array now
+    (``MADV_WILLNEED``, where the platform has it): on a cold page cache each range is read
+    at once, in parallel, instead of a page per fault on a map advised random. Nothing
+    happens for an in-memory array."""
+    advice = getattr(mmap, "MADV_WILLNEED", None)
+    handle = getattr(mapped, "_mmap", None)
+    if advice is None or handle is None or not hasattr(handle, "madvise") or not len(starts):
+        return
+    row = int(np.prod(mapped.shape[1:])) * mapped.dtype.itemsize
+    page = mmap.PAGESIZE
+    first = (np.asarray(starts, dtype=np.int64) * row) // page * page
+    last = np.asarray(stops, dtype=np.int64) * row
+    with contextlib.suppress(OSError, ValueError):
+        for a, b in zip(first.tolist(), last.tolist(), strict=True):
+            if b > a:
+                handle.madvise(advice, a, b - a)
 
 
 def _read_array(path: Path, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> npt.NDArray[Any]:
@@ -204,6 +233,7 @@ class Segment:
     centroid_ids: npt.NDArray[Any]
     codes: npt.NDArray[np.uint8]
     scales: npt.NDArray[np.uint8] | None  # None: a segment written by format version 1
+    originals: npt.NDArray[np.float16] | None  # None: an index without originals
     ivf_offsets: Int64Array
     ivf_pids: npt.NDArray[np.int32]
     doc_starts: Int64Array
@@ -233,6 +263,7 @@ class Segment:
             self.centroid_ids,
             self.codes,
             self.scales,
+            self.originals,
             self.ivf_offsets,
             self.ivf_pids,
             self.doc_starts,
@@ -310,6 +341,11 @@ class Segment:
             centroid_ids=_map(base / "centroid_ids", codec.id_dtype.newbyteorder("<"), (tokens,)),
             codes=_map(base / "codes", np.uint8, (tokens, codec.code_bytes)),
             scales=_map(base / "scales.u8", np.uint8, (tokens,)) if info.get("scales") else None,
+            originals=(
+                _map(base / ORIGINALS, "<f2", (tokens, codec.dim))
+                if info.get("originals")
+                else None
+            ),
             ivf_offsets=_read_array(base / "ivf_offsets.i64", "<i8", (len(codec.centroids) + 1,)),
             ivf_pids=_map(base / "ivf_pids.i32", "<i4", (postings,), random=False),
             doc_starts=_read_array(base / "doc_starts.i64", "<i8", (count + 1,)),
@@ -325,6 +361,7 @@ class Segment:
             "postings": len(self.ivf_pids),
             "deleted": self.deleted_file,
             "scales": self.scales is not None,
+            "originals": self.originals is not None,
         }
 
 
@@ -343,19 +380,21 @@ class SegmentWriter:
     """Streams documents into a new segment directory; :meth:`finish` makes it durable.
 
     Documents arrive in chunks (already compressed: centroid ids, codes, per-document token
-    counts, and their JSON lines); arrays go straight to files so that a large add never
-    holds more than one chunk. Nothing is visible until the manifest names the segment.
+    counts, and their JSON lines; with ``originals``, also the token vectors themselves, kept
+    in float16); arrays go straight to files so that a large add never holds more than one
+    chunk. Nothing is visible until the manifest names the segment.
     """
 
-    def __init__(self, root: Path, codec: ResidualCodec) -> None:
+    def __init__(self, root: Path, codec: ResidualCodec, *, originals: bool = False) -> None:
         self.root = root
         self.codec = codec
+        self.originals = originals
         self.name = f"seg-{uuid.uuid4().hex[:12]}"
         self.tmp = Path(tempfile.mkdtemp(prefix=".tmp-seg-", dir=root))
-        self._files: dict[str, BinaryIO] = {
-            key: (self.tmp / key).open("wb")
-            for key in ("centroid_ids", "codes", "scales.u8", "documents.jsonl", "metadata.jsonl")
-        }
+        keys = ["centroid_ids", "codes", "scales.u8", "documents.jsonl", "metadata.jsonl"]
+        if originals:
+            keys.append(ORIGINALS)
+        self._files: dict[str, BinaryIO] = {key: (self.tmp / key).open("wb") for key in keys}
         self.ids: list[str] = []
         self._lengths: list[npt.NDArray[np.int64]] = []
         self._starts: list[int] = [0]
@@ -373,7 +412,20 @@ class SegmentWriter:
         centroid_ids: npt.NDArray[Any],
         codes: npt.NDArray[np.uint8],
         lengths: npt.NDArray[np.int64],
+        originals: npt.NDArray[Any] | None = None,
     ) -> None:
+        """Write one chunk; ``originals`` (``[tokens, dim]``, stored as float16) is required
+        when the writer keeps originals and refused otherwise."""
+        if (originals is not None) != self.originals:
+            raise InvalidArgumentError(
+                "this segment keeps the original vectors: pass them"
+                if self.originals
+                else "this segment keeps no original vectors"
+            )
+        if originals is not None and originals.shape != (len(codes), self.codec.dim):
+            raise InvalidArgumentError(
+                f"originals of shape {originals.shape}, expected {(len(codes), self.codec.dim)}"
+            )
         first = len(self.ids)
         self._files["centroid_ids"].write(
             np.ascontiguousarray(
@@ -382,6 +434,9 @@ class SegmentWriter:
         )
         self._files["codes"].write(np.ascontiguousarray(codes, dtype=np.uint8).tobytes())
         self._files["scales.u8"].write(self.codec.scales(centroid_ids, codes).tobytes())
+        if originals is not None:
+            half = np.ascontiguousarray(originals, dtype="<f2")
+            self._files[ORIGINALS].write(half.data)
         documents = self._files["documents.jsonl"]
         for line in lines:
             documents.write(line)
@@ -427,6 +482,7 @@ class SegmentWriter:
             "postings": len(pids),
             "deleted": None,
             "scales": True,
+            "originals": self.originals,
         }
 
     def _inverted_lists(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
