@@ -46,7 +46,8 @@ def make_calls(seed: int) -> list[Call]:
     """400 calls over a pool of 60 documents, so the threads share and race on documents."""
     rng = random.Random(seed)
     pool = [*make_texts(rng, 60, 40), "", "the cat sat on the mat", "the cat sat on the mat"]
-    queries = [*make_texts(rng, 30, 8), ""]
+    # Queries to rank by are never empty (EmptyQueryError); an empty text is still encoded.
+    queries = [q or "the cat" for q in make_texts(rng, 30, 8)]
     return [
         (KINDS[i % len(KINDS)], rng.choice(queries), rng.sample(pool, rng.randint(1, 12)))
         for i in range(THREADS * CALLS_PER_THREAD)
@@ -189,7 +190,7 @@ def test_concurrent_first_use(tiny_model_dir: pathlib.Path) -> None:
 
 async def test_many_concurrent_async_reranks(tiny_model: ColBERT) -> None:
     rng = random.Random(100)
-    queries = make_texts(rng, 100, 6)
+    queries = [q or "the cat" for q in make_texts(rng, 100, 6)]
     pools = [make_texts(rng, rng.randint(1, 10), 30) for _ in range(100)]
     langchain = LangChainRerank(tiny_model, top_n=5)
     llama_index = LlamaIndexRerank(model=tiny_model, top_n=5, metadata_mode=MetadataMode.NONE)

@@ -113,7 +113,7 @@ TEXTS = [
     "the seine is a river in paris, france!",
     "what is a vector",
 ]
-QUERIES = ["what is the capital of france", "the lazy dog", "a river", ""]
+QUERIES = ["what is the capital of france", "the lazy dog", "a river", "x"]
 
 
 def same_hits(got: list[Any], expected: list[Any], rtol: float = 1e-6) -> None:
