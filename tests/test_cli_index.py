@@ -152,3 +152,20 @@ def test_an_empty_query_is_refused_before_any_work(
     )
     assert main(argv) == 2
     one_error_line(capsys.readouterr().err, "--query is")
+
+
+def test_a_model_mismatch_names_the_setting_and_the_flag(
+    tiny_model_dir: pathlib.Path,
+    docs: pathlib.Path,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("faiss")
+    idx = str(tmp_path / "idx")
+    model = ["--model", str(tiny_model_dir)]
+    assert main(["index", "add", idx, str(docs), *model, "--document-length", "12", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["index", "search", idx, *model, "--query", "capital"]) == 1
+    line = one_error_line(capsys.readouterr().err, "document_length (index 12, this model")
+    assert "Leave out --model" in line and "check_model_key" not in line
+    assert "the ONNX graph" not in line and "the tokenizer" not in line

@@ -141,8 +141,15 @@ def _open(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Any:
             ) from exc
     else:
         model = _load_model(args, cache=False)
+    from .index import IndexMismatchError
+    from .index.base import MISMATCH_HINT
+
     originals = False if getattr(args, "no_originals", False) else None
-    return CompressedIndex(model, args.path, originals=originals)
+    try:
+        return CompressedIndex(model, args.path, originals=originals)
+    except IndexMismatchError as exc:
+        hint = "Leave out --model to use the model the index records, or rebuild the index"
+        raise InputError(str(exc).replace(MISMATCH_HINT, hint)) from exc
 
 
 def _read(path: str, field: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:

@@ -255,6 +255,25 @@ class ColBERT:
             self._model_key = _model_key(self)
         return self._model_key
 
+    def key_details(self) -> dict[str, Any]:
+        """What :attr:`model_key` hashes, readably (JSON-ready): fingerprints of the graph and
+        the tokenizer, and the settings document vectors depend on. Indexes record it, so
+        that a model mismatch can say which of these differs."""
+        cfg = self.config
+        return {
+            "graph": graph_fingerprint(self.encoder.path),
+            "tokenizer": self.tokenizer.fingerprint,
+            "document_length": cfg.document_length,
+            "document_marker": cfg.document_marker,
+            "pad_token": cfg.pad_token,
+            "skiplist": list(cfg.skiplist),
+            "long_documents": cfg.long_documents,
+            "window_stride": self.tokenizer.window_stride,
+            "family": cfg.family,
+            "lowercase": cfg.lowercase,
+            "document_prompt": cfg.document_prompt,
+        }
+
     def _document_vectors(
         self, texts: list[str], batch_size: int = 32, show_progress: bool = False
     ) -> list[FloatArray]:

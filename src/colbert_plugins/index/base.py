@@ -292,10 +292,43 @@ def check_index_model(
         raise IndexMismatchError(
             f"the index at {root} was built with model {manifest.get('model_name')!r} "
             f"(key {str(manifest['model_key'])[:12]}…), not with {model.name!r} "
-            f"(key {model.model_key[:12]}…): its vectors do not match this model's "
-            "queries. Rebuild the index, or pass check_model_key=False if the models "
-            "are known to produce identical vectors"
+            f"(key {model.model_key[:12]}…){model_differences(manifest, model)}: its "
+            f"vectors do not match this model's queries. {MISMATCH_HINT}"
         )
+
+
+#: How to get past a model-key mismatch, in Python (the command line says it with flags).
+MISMATCH_HINT = (
+    "Rebuild the index, or pass check_model_key=False if the models are known to produce "
+    "identical vectors"
+)
+
+
+_DETAIL_NAMES = {"graph": "the ONNX graph", "tokenizer": "the tokenizer"}
+
+
+def model_differences(manifest: Mapping[str, Any], model: ColBERT) -> str:
+    """``"; they differ in ..."`` naming what differs between the model an index recorded
+    (``model_details``) and ``model``, or ``""`` when the index recorded none.
+
+    >>> class Model:
+    ...     def key_details(self): return {"graph": "a", "document_length": 128}
+    >>> model_differences({"model_details": {"graph": "a", "document_length": 180}}, Model())
+    '; they differ in document_length (index 180, this model 128)'
+    """
+    recorded = manifest.get("model_details")
+    if not isinstance(recorded, Mapping):
+        return ""
+    current = json.loads(json.dumps(model.key_details()))
+    parts = []
+    for name in sorted(set(recorded) | set(current)):
+        if recorded.get(name) == current.get(name):
+            continue
+        if name in _DETAIL_NAMES:
+            parts.append(_DETAIL_NAMES[name])
+        else:
+            parts.append(f"{name} (index {recorded.get(name)!r}, this model {current.get(name)!r})")
+    return f"; they differ in {', '.join(parts)}" if parts else ""
 
 
 def check_k(k: Any, name: str = "k") -> int:

@@ -721,6 +721,7 @@ class CompressedIndex(ColBERTIndex):
             "format_version": FORMAT_VERSION,
             "model_name": self.model.name,
             "model_key": self.model.model_key,
+            "model_details": self.model.key_details(),
             "dim": self.model.dim,
             "normalize_scores": self.model.config.normalize_scores,
             "nbits": codec.nbits,

@@ -389,6 +389,7 @@ class InMemoryIndex(ColBERTIndex):
             "format_version": FORMAT_VERSION,
             "model_name": self.model.name,
             "model_key": self.model.model_key,
+            "model_details": self.model.key_details(),
             "dim": self.model.dim,
             "dtype": self.dtype.name,
             "count": len(slots),
