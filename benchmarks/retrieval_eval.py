@@ -492,17 +492,25 @@ def run_exact(
         exact.size_bytes = dir_size(index.save(tmp / "index"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    # Text and vector searches interleaved, so that the shared machine's drift hits both.
+    timed_searches(index, coll, query_vectors, k, exact)
+    return exact
+
+
+def timed_searches(
+    index: Any, coll: Collection, query_vectors: list[np.ndarray], k: int, result: SystemResult
+) -> None:
+    """Each query through ``index.search`` (latency with query encoding, the run) and
+    ``index.search_vectors`` (search latency, the top 10 with scores), interleaved so that the
+    shared machine's drift hits both."""
     for qid, query, qv in zip(coll.query_ids, coll.queries, query_vectors, strict=True):
         started = time.perf_counter()
         hits = index.search(query, k=k)
-        exact.latencies.append(time.perf_counter() - started)
-        exact.runs[qid] = [h.id for h in hits]
+        result.latencies.append(time.perf_counter() - started)
+        result.runs[qid] = [h.id for h in hits]
         started = time.perf_counter()
         hits = index.search_vectors(qv, k=k)
-        exact.search_latencies.append(time.perf_counter() - started)
-        exact.top_scores[qid] = [(h.id, h.score) for h in hits[:10]]
-    return exact
+        result.search_latencies.append(time.perf_counter() - started)
+        result.top_scores[qid] = [(h.id, h.score) for h in hits[:10]]
 
 
 def run_compressed(
@@ -524,14 +532,7 @@ def run_compressed(
         index.add(coll.texts, ids=coll.doc_ids, batch_size=args.batch_size)
         result.build_s = time.perf_counter() - started
         result.size_bytes = index.disk_bytes()
-        for qid, query, qv in zip(coll.query_ids, coll.queries, query_vectors, strict=True):
-            started = time.perf_counter()
-            hits = index.search(query, k=k)
-            result.latencies.append(time.perf_counter() - started)
-            result.runs[qid] = [h.id for h in hits]
-            started = time.perf_counter()
-            index.search_vectors(qv, k=k)
-            result.search_latencies.append(time.perf_counter() - started)
+        timed_searches(index, coll, query_vectors, k, result)
         result.note = (
             f"{index!r}, nprobe {index.nprobe}, candidates {index.candidates}, rerank "
             f"{index.rerank}; {index.vector_bytes() / max(1, index.tokens):.1f} vector bytes "

@@ -24,6 +24,7 @@ import pytest
 
 from colbert_plugins import ColBERT
 from colbert_plugins.cli import main
+from script_loader import load_script
 from shared_models import TRAINED_MODEL, TRAINED_SKIP_REASON
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +60,7 @@ def test_the_core_and_the_cli_do_not_import_the_exporter() -> None:
 
 
 def _fixture_script() -> ModuleType:
-    path = ROOT / "scripts" / "make_pylate_fixtures.py"
-    spec = importlib.util.spec_from_file_location("make_pylate_fixtures", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_pylate_fixtures"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/make_pylate_fixtures.py")
 
 
 @pytest.fixture(scope="module")

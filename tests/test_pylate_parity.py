@@ -8,30 +8,19 @@ reference outputs were made by scripts/make_pylate_fixtures.py in the PyLate env
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from colbert_plugins.parity import ReferenceOutputs
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-parity_pylate = _load_script(ROOT / "benchmarks" / "parity_pylate.py")
+parity_pylate = load_script("benchmarks/parity_pylate.py")
 FIXTURES = parity_pylate.fixture_dirs()
 EXPECTED = {
     "bert-unused",

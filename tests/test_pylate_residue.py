@@ -12,12 +12,9 @@ long documents keep ``document_length`` ids, queries ``query_length``.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -29,22 +26,14 @@ from colbert_plugins.parity import ReferenceOutputs
 from colbert_plugins.settings import resolve_settings
 from colbert_plugins.tokenization import load_tokenizer
 from pylate_residue import add_residue, read_json, write_json
+from script_loader import load_script
 from tiny_model import build_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "pylate"
 
 
-def _load_script(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-parity_pylate = _load_script(ROOT / "benchmarks" / "parity_pylate.py")
+parity_pylate = load_script("benchmarks/parity_pylate.py")
 NAMES = [d.name for d in parity_pylate.fixture_dirs()]
 
 

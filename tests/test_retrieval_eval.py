@@ -7,19 +7,18 @@ force, and the fixed-vector recalls reach 1 once the prefetch holds every docume
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from script_loader import load_script
+
 pytest.importorskip("bm25s")
 pytest.importorskip("qdrant_client")
 
-ROOT = Path(__file__).resolve().parents[1]
 # fmt: off
 WORDS = [
     "the", "city", "capital", "paris", "france", "london", "england", "berlin", "germany",
@@ -30,16 +29,7 @@ WORDS = [
 # fmt: on
 
 
-def _load_script(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-retrieval_eval = _load_script(ROOT / "benchmarks" / "retrieval_eval.py")
+retrieval_eval = load_script("benchmarks/retrieval_eval.py")
 
 N_DOCS, N_QUERIES = 60, 6
 

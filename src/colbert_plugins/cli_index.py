@@ -93,13 +93,12 @@ def _recorded(path: Path) -> dict[str, Any] | None:
     manifest = path / _MANIFEST
     if not manifest.is_file():
         return None
+    from .index.base import IndexFormatError, read_manifest_json
+
     try:
-        found = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{manifest} is not readable JSON ({exc}): not a usable index") from exc
-    if not isinstance(found, dict):
-        raise InputError(f"{manifest} is not an index manifest")
-    return found
+        return read_manifest_json(manifest, f"{manifest} is missing")
+    except IndexFormatError as exc:
+        raise InputError(f"{exc}: not a usable index") from exc
 
 
 def _existing(args: argparse.Namespace) -> dict[str, Any]:
