@@ -36,7 +36,7 @@ from typing import Any
 
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import ColBERTError
-from colbert_plugins.parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
+from colbert_plugins.export.parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pylate"
 SHARED = Path(__file__).resolve().parents[2] / "shared"

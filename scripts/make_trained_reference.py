@@ -1,7 +1,7 @@
 """PyLate's outputs on the trained model for a few real texts, for CI (run in .venv-pylate).
 
 Writes ``tests/fixtures/trained/reference.json`` and ``reference.npz`` (the
-:class:`colbert_plugins.parity.ReferenceOutputs` layout, float32): PyLate's tokenization of
+:class:`colbert_plugins.export.parity.ReferenceOutputs` layout, float32): PyLate's tokenization of
 each text alone and its ``encode`` vectors, from the checkpoint in
 ``../shared/models/colbert-minilm-trained/pylate``, for 5 queries and 16 documents (8 longer
 than document_length, 8 not) taken from benchmarks/parity_pylate.py's trained-model texts

@@ -29,8 +29,8 @@ from colbert_plugins.index import (
     UnknownIdError,
 )
 from colbert_plugins.index.codec import ResidualCodec
-from colbert_plugins.langchain_retriever import ColBERTRetriever as LCRetriever
-from colbert_plugins.llama_index_retriever import ColBERTRetriever as LIRetriever
+from colbert_plugins.langchain.retriever import ColBERTRetriever as LCRetriever
+from colbert_plugins.llama_index.retriever import ColBERTRetriever as LIRetriever
 
 pytest.importorskip("faiss")
 

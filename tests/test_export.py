@@ -143,7 +143,7 @@ def test_refuses_a_result_that_differs(
     """A tokenizer that lower-cases a cased model: ids differ, nothing is written."""
     from tokenizers import normalizers
 
-    from colbert_plugins import export
+    from colbert_plugins.export import pylate as export
 
     original = export._write_tokenizer
 

@@ -1,7 +1,7 @@
 """Parity with PyLate on every committed fixture (tests/fixtures/pylate/), without torch.
 
 The comparison is benchmarks/parity_pylate.py's (``run_fixture``, built on
-``colbert_plugins.parity.check_parity``): identical token ids and attention masks, vectors
+``colbert_plugins.export.parity.check_parity``): identical token ids and attention masks, vectors
 within 1e-4 of PyLate's ``encode``, identical MaxSim rankings. The fixtures and PyLate's
 reference outputs were made by scripts/make_pylate_fixtures.py in the PyLate environment.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert_plugins.parity import ReferenceOutputs
+from colbert_plugins.export.parity import ReferenceOutputs
 from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]

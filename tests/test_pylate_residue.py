@@ -21,8 +21,8 @@ import pytest
 
 from colbert_plugins import ColBERT
 from colbert_plugins.cli import main
+from colbert_plugins.export.parity import ReferenceOutputs
 from colbert_plugins.hub import resolve_model_files
-from colbert_plugins.parity import ReferenceOutputs
 from colbert_plugins.settings import resolve_settings
 from colbert_plugins.tokenization import load_tokenizer
 from pylate_residue import add_residue, read_json, write_json

@@ -22,9 +22,9 @@ from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import ColBERTIndex, InMemoryIndex, matches_filter
 from colbert_plugins.index.qdrant import QdrantIndex
-from colbert_plugins.langchain_retriever import ColBERTRetriever as LCRetriever
-from colbert_plugins.llama_index_retriever import ColBERTRetriever as LIRetriever
-from colbert_plugins.llama_index_retriever import metadata_filter
+from colbert_plugins.langchain.retriever import ColBERTRetriever as LCRetriever
+from colbert_plugins.llama_index.retriever import ColBERTRetriever as LIRetriever
+from colbert_plugins.llama_index.retriever import metadata_filter
 
 QUERY = "what is the capital of france"
 WORDS = ["paris", "france", "berlin", "river", "capital", "model", "dog", "cat", "seine", "map"]

@@ -1,5 +1,5 @@
-"""Tests for the ColBERT retrievers: LangChain (colbert_plugins.langchain_retriever) and
-LlamaIndex (colbert_plugins.llama_index_retriever), on the tiny model (unit) and the real one
+"""Tests for the ColBERT retrievers: LangChain (colbert_plugins.langchain.retriever) and
+LlamaIndex (colbert_plugins.llama_index.retriever), on the tiny model (unit) and the real one
 (integration: the langchain-tests standard suite and a LlamaIndex query engine)."""
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import InMemoryIndex, UnknownIdError
 from colbert_plugins.index.qdrant import QdrantIndex
-from colbert_plugins.langchain_retriever import RELEVANCE_SCORE_KEY
-from colbert_plugins.langchain_retriever import ColBERTRetriever as LCRetriever
-from colbert_plugins.llama_index_retriever import ColBERTRetriever as LIRetriever
+from colbert_plugins.langchain.retriever import RELEVANCE_SCORE_KEY
+from colbert_plugins.langchain.retriever import ColBERTRetriever as LCRetriever
+from colbert_plugins.llama_index.retriever import ColBERTRetriever as LIRetriever
 
 QUERY = "what is the capital of france"
 TEXTS = [

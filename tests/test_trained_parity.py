@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from colbert_plugins import ColBERT
-from colbert_plugins.parity import ReferenceOutputs, check_parity
+from colbert_plugins.export.parity import ReferenceOutputs, check_parity
 from pylate_residue import add_residue
 from shared_models import TRAINED_MODEL, TRAINED_SKIP_REASON
 

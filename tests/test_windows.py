@@ -250,7 +250,7 @@ def real_windowed(real_model_dir: pathlib.Path) -> ColBERT:
 
 def filler_words(model: ColBERT, n_tokens: int) -> str:
     """Aerodynamics filler text of at least ``n_tokens`` tokens (no nitrogen, no boiling)."""
-    from colbert_plugins.cli import generated_documents
+    from colbert_plugins.cli.input import generated_documents
 
     words: list[str] = []
     for doc in generated_documents(30, seed=1):

@@ -22,19 +22,49 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from tokenizers import Encoding
 
 from .checks import check_query
+from .config import ColBERTConfig
 from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
 from .tokenization import MARKER_INDEX, ColBERTTokenizer
 
-if TYPE_CHECKING:
-    from .model import ColBERT
+FloatArray = npt.NDArray[np.float32]
 
-__all__ = ["Explanation", "TokenMatch", "explain", "render_html", "render_terminal", "top_spans"]
+
+class Explainable(Protocol):
+    """What :func:`explain` needs of a model (a :class:`~colbert_plugins.ColBERT` has it all);
+    a Protocol, so that this module does not import the model module that uses it."""
+
+    tokenizer: ColBERTTokenizer
+
+    @property
+    def config(self) -> ColBERTConfig: ...
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = ...) -> list[FloatArray]: ...
+
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int = ..., show_progress: bool = ...
+    ) -> list[FloatArray]: ...
+
+    def score_vectors(
+        self, query: FloatArray, documents: Sequence[FloatArray], *, normalize: bool | None = ...
+    ) -> FloatArray: ...
+
+
+__all__ = [
+    "Explainable",
+    "Explanation",
+    "TokenMatch",
+    "explain",
+    "render_html",
+    "render_terminal",
+    "top_spans",
+]
 
 #: ``TokenMatch.kind`` values: a token of the query text, a ``[MASK]`` expansion token,
 #: or ``[CLS]`` / ``[Q]`` / ``[SEP]``.
@@ -109,7 +139,7 @@ class _DocToken:
 
 
 def explain(
-    model: ColBERT, query: str, document: str, include_expansion: bool = False
+    model: Explainable, query: str, document: str, include_expansion: bool = False
 ) -> Explanation:
     """Explain the MaxSim score of ``document`` for ``query``.
 
@@ -165,7 +195,7 @@ def explain(
     return Explanation(query, document, score, matches, matches_all)
 
 
-def _query_tokens(model: ColBERT, query: str, n_vectors: int) -> list[tuple[str, str]]:
+def _query_tokens(model: Explainable, query: str, n_vectors: int) -> list[tuple[str, str]]:
     """(token, kind) of each query vector: [CLS] [Q] tokens [SEP] then [MASK] padding."""
     (enc,) = model.tokenizer.query_encodings([query])
     has_marker = model.tokenizer.ids.query_marker is not None
@@ -185,7 +215,7 @@ def _query_tokens(model: ColBERT, query: str, n_vectors: int) -> list[tuple[str,
     return tokens
 
 
-def _document_tokens(model: ColBERT, document: str) -> list[_DocToken]:
+def _document_tokens(model: Explainable, document: str) -> list[_DocToken]:
     """The token behind each of the document's kept vectors, in the same order."""
     tokenizer = model.tokenizer
     if model.config.long_documents == "windows":

@@ -20,31 +20,23 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .checks import check_query
-from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
-from .index.base import check_k
-from .model import ColBERT
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field, field_validator
 
-try:
-    from langchain_core.callbacks import (
-        AsyncCallbackManagerForRetrieverRun,
-        CallbackManagerForRetrieverRun,
-    )
-    from langchain_core.documents import Document
-    from langchain_core.retrievers import BaseRetriever
-    from langchain_core.runnables.config import run_in_executor
-    from pydantic import ConfigDict, Field, field_validator
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain_core
-    raise MissingDependencyError(
-        "colbert_plugins.langchain_retriever needs langchain-core; install it with "
-        '`pip install "colbert-plugins[langchain]"`'
-    ) from exc
+from ..checks import check_query
+from ..errors import InvalidArgumentTypeError
+from ..index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
+from ..index.base import check_k
+from ..model import ColBERT
+from ._common import RELEVANCE_SCORE_KEY, check_documents
 
-__all__ = ["RELEVANCE_SCORE_KEY", "ColBERTRetriever"]
-
-#: Metadata key of each returned document's MaxSim score.
-RELEVANCE_SCORE_KEY = "relevance_score"
+__all__ = ["ColBERTRetriever"]
 
 #: Keyword arguments ``invoke`` passes along that are not search options.
 _IGNORED_KWARGS = frozenset({"verbose"})
@@ -181,7 +173,7 @@ class ColBERTRetriever(BaseRetriever):
 
         Returns the ids, in input order.
         """
-        docs = _check_documents(documents)
+        docs = check_documents(documents, allow_str=False)
         texts, ids, metadatas = _split_documents(docs)
         return self.index.add(
             texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress=show_progress
@@ -238,20 +230,6 @@ def _to_document(hit: SearchHit) -> Document:
     metadata = dict(hit.metadata)
     metadata[RELEVANCE_SCORE_KEY] = hit.score
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)
-
-
-def _check_documents(documents: Any) -> list[Document]:
-    if isinstance(documents, str | bytes | Document) or not isinstance(documents, Iterable):
-        raise InvalidArgumentTypeError(
-            f"documents must be a list of Document objects, got {type(documents).__name__}"
-        )
-    items = list(documents)
-    for i, item in enumerate(items):
-        if not isinstance(item, Document):
-            raise InvalidArgumentTypeError(
-                f"documents[{i}] must be a langchain Document, got {type(item).__name__}"
-            )
-    return items
 
 
 def _split_documents(

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelFilesError
-from .scoring import maxsim_scores
+from ..errors import ModelFilesError
+from ..scoring import maxsim_scores
 
 if TYPE_CHECKING:
-    from .model import ColBERT
+    from ..model import ColBERT
 
 __all__ = [
     "DEFAULT_ATOL",

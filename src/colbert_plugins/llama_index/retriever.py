@@ -24,36 +24,30 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
-from .index import ColBERTIndex, SearchHit, check_filter, resolve_index
-from .index.base import check_k
-from .model import ColBERT
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.ingestion import run_transformations
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    MetadataMode,
+    NodeWithScore,
+    QueryBundle,
+    TextNode,
+    TransformComponent,
+)
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-try:
-    from llama_index.core.base.base_retriever import BaseRetriever
-    from llama_index.core.callbacks import CallbackManager
-    from llama_index.core.ingestion import run_transformations
-    from llama_index.core.schema import (
-        BaseNode,
-        Document,
-        MetadataMode,
-        NodeWithScore,
-        QueryBundle,
-        TextNode,
-        TransformComponent,
-    )
-    from llama_index.core.vector_stores.types import (
-        FilterCondition,
-        FilterOperator,
-        MetadataFilter,
-        MetadataFilters,
-    )
-    from llama_index.core.vector_stores.utils import metadata_dict_to_node
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
-    raise MissingDependencyError(
-        "colbert_plugins.llama_index_retriever needs llama-index-core; install it with "
-        '`pip install "colbert-plugins[llama-index]"`'
-    ) from exc
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+from ..index import ColBERTIndex, SearchHit, check_filter, resolve_index
+from ..index.base import check_k
+from ..model import ColBERT
 
 __all__ = ["NODE_CONTENT_KEY", "NODE_TYPE_KEY", "ColBERTRetriever", "metadata_filter"]
 

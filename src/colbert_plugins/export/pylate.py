@@ -1,35 +1,4 @@
-"""Export a PyLate (or Stanford colbert-ai) checkpoint to a verified ONNX model directory.
-
-``colbert-plugins export MODEL OUT`` / :func:`export_model` needs PyTorch and PyLate, which
-the core never depends on: install them with ``pip install 'colbert-plugins[export]'``.
-
-What it writes into ``OUT`` (built in a temporary sibling directory, moved into place only
-after it passed the check):
-
-- ``model.onnx``: the transformer, every Dense layer PyLate runs after it, and an L2
-  normalization; inputs ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
-  model's tokenizer produces them), output ``[batch, sequence, dim]``. Made by
-  ``pylate-onnx-export`` (NextPlaid's exporter) when its graph is faithful to the model (one
-  Dense layer without activation or residual), else by ``torch.onnx.export`` of PyLate's own
-  modules; weights are kept inside the file (no ``model.onnx.data``) below 2 GB, and the
-  exporter's per-node debug metadata is dropped.
-- ``model_int8.onnx`` with ``int8=True``: the exporter's int8 dynamic quantization.
-- ``tokenizer.json``: PyLate's tokenizer, with its added prefix tokens.
-- ``onnx_config.json``: the model's settings as PyLate runs it (the file
-  ``pylate-onnx-export`` writes, with the fields its 0.1.0 release gets wrong set right:
-  ``do_query_expansion`` and ``attend_to_expansion_tokens`` as configured, not forced off,
-  and ``do_lower_case`` recorded).
-- PyLate's own configuration files: ``config_sentence_transformers.json``,
-  ``sentence_bert_config.json``, ``config.json``, ``tokenizer_config.json``,
-  ``special_tokens_map.json``; with the base model's sequence limits, not the ones PyLate
-  leaves in its tokenizer and module at run time (``model_max_length: document_length - 1``).
-- ``export_report.json``: versions used and the outcome of the check.
-
-The check loads the directory with :class:`colbert_plugins.ColBERT` and compares it with
-PyLate's ``encode(..., is_query=True/False)`` on a few queries and documents (identical token
-ids, vectors within ``atol``, identical MaxSim rankings); a directory that differs is deleted
-and :class:`ExportVerificationError` says what differed.
-"""
+"""PyLate checkpoint to ONNX directory: the export steps and their check against PyLate."""
 
 from __future__ import annotations
 
@@ -48,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ColBERTError, InvalidArgumentError, MissingDependencyError
+from ..errors import ColBERTError, InvalidArgumentError, MissingDependencyError
 from .parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
 
 __all__ = [
@@ -462,7 +431,7 @@ def _base_limits(colbert: Any, out: Path) -> None:
     ``document_length`` and fits the encoder, else the encoder's positions (config.json's
     ``max_position_embeddings``), else nothing; no call-time keys.
     """
-    from .settings import encoder_positions
+    from ..settings import encoder_positions
 
     config_path = out / "config.json"
     positions = encoder_positions(_read_json(config_path)) if config_path.is_file() else None
@@ -560,7 +529,7 @@ def _check_graph(
 
 
 def _verify(directory: Path, reference: ReferenceOutputs, atol: float) -> ParityReport:
-    from .model import ColBERT
+    from ..model import ColBERT
 
     with _quiet_prints():  # onnxruntime's graph optimizer prints to stdout
         ours = ColBERT.from_pretrained(directory, cache=False, local_files_only=True)

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .checks import check_query
-from .cli_input import InputError, UsageError, display_name
-from .errors import MissingDependencyError
+from ..checks import check_query
+from ..errors import MissingDependencyError
+from .input import InputError, UsageError, display_name
 
 __all__ = ["add_index_parser"]
 
@@ -93,7 +93,7 @@ def _recorded(path: Path) -> dict[str, Any] | None:
     manifest = path / _MANIFEST
     if not manifest.is_file():
         return None
-    from .index.base import IndexFormatError, read_manifest_json
+    from ..index.base import IndexFormatError, read_manifest_json
 
     try:
         return read_manifest_json(manifest, f"{manifest} is missing")
@@ -122,9 +122,9 @@ def _existing(args: argparse.Namespace) -> dict[str, Any]:
 
 def _open(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Any:
     """The index at ``args.path`` with ``--model``, or with the model the index records."""
-    from .cli import _load_model
-    from .errors import ModelNotFoundError
-    from .index import CompressedIndex
+    from ..errors import ModelNotFoundError
+    from ..index import CompressedIndex
+    from .common import load_model
 
     if args.model is None:
         recorded = manifest.get("model_name") if manifest else None
@@ -132,16 +132,16 @@ def _open(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Any:
             raise UsageError(f"{args.path} records no model name; pass --model")
         args.model = recorded
         try:
-            model = _load_model(args, cache=False)
+            model = load_model(args, cache=False)
         except ModelNotFoundError as exc:
             raise UsageError(
                 f"the index at {args.path} was built with model {recorded!r}, which cannot be "
                 f"loaded here ({exc}); pass --model"
             ) from exc
     else:
-        model = _load_model(args, cache=False)
-    from .index import IndexMismatchError
-    from .index.base import MISMATCH_HINT
+        model = load_model(args, cache=False)
+    from ..index import IndexMismatchError
+    from ..index.base import MISMATCH_HINT
 
     originals = False if getattr(args, "no_originals", False) else None
     try:
@@ -223,7 +223,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace) -> int:
-    from .index import UnknownIdError
+    from ..index import UnknownIdError
 
     index = _open(args, _existing(args))
     try:

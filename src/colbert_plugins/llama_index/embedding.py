@@ -22,22 +22,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidArgumentTypeError, MissingDependencyError
-from .lazy import ModelSlot, split_model
-from .model import ColBERT
-from .pooled import PooledEmbedder, Pooling
-from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED
-from .registry import DEFAULT_MODEL
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager
 
-try:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr
-    from llama_index.core.callbacks import CallbackManager
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
-    raise MissingDependencyError(
-        "colbert_plugins.llama_index_embedding needs llama-index-core; install it with "
-        '`pip install "colbert-plugins[llama-index]"`'
-    ) from exc
+from ..errors import InvalidArgumentTypeError
+from ..lazy import ModelSlot, split_model
+from ..model import ColBERT
+from ..pooled import PooledEmbedder, Pooling
+from ..pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED
+from ..registry import DEFAULT_MODEL
 
 __all__ = ["ColBERTEmbedding"]
 

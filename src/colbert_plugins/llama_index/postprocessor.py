@@ -1,16 +1,4 @@
-"""LlamaIndex integration: a ColBERT (MaxSim) node postprocessor for any query engine, and
-a ColBERT embedding (:class:`ColBERTEmbedding`) and retriever (:class:`ColBERTRetriever`).
-
->>> from colbert_plugins.llama_index import ColBERTRerank  # doctest: +SKIP
->>> reranker = ColBERTRerank(model="answerdotai/answerai-colbert-small-v1", top_n=3)
->>> engine = index.as_query_engine(  # doctest: +SKIP
-...     similarity_top_k=20, node_postprocessors=[reranker]
-... )
->>> response = engine.query("how do wings behave in a slipstream?")  # doctest: +SKIP
-
-Needs the ``llama-index`` extra (``llama-index-core``); importing this module without it
-raises :class:`~colbert_plugins.errors.MissingDependencyError`.
-"""
+"""LlamaIndex ``BaseNodePostprocessor``: exact ColBERT (MaxSim) reranking of retrieved nodes."""
 
 from __future__ import annotations
 
@@ -19,26 +7,20 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .checks import check_query
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
-from .lazy import ModelSlot, split_model
-from .model import ColBERT, FloatArray, check_top_n, rank_order
-from .registry import DEFAULT_MODEL
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-try:
-    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
-    from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
-    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
-    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
-    from llama_index.core.postprocessor.types import BaseNodePostprocessor
-    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
-    raise MissingDependencyError(
-        "colbert_plugins.llama_index needs llama-index-core; install it with "
-        '`pip install "colbert-plugins[llama-index]"`'
-    ) from exc
+from ..checks import check_query
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+from ..lazy import ModelSlot, split_model
+from ..model import ColBERT, FloatArray, check_top_n, rank_order
+from ..registry import DEFAULT_MODEL
 
-__all__ = ["DEFAULT_MODEL", "ColBERTEmbedding", "ColBERTRerank", "ColBERTRetriever"]
+__all__ = ["RETRIEVAL_SCORE_KEY", "ColBERTRerank"]
 
 
 #: Metadata key under which ``keep_retrieval_score=True`` keeps the previous score
@@ -226,7 +208,3 @@ def _check_nodes(nodes: Any) -> list[NodeWithScore]:
                 f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}{hint}"
             )
     return list(nodes)
-
-
-from .llama_index_embedding import ColBERTEmbedding  # noqa: E402  (re-export)
-from .llama_index_retriever import ColBERTRetriever  # noqa: E402  (re-export; it imports this module's deps)

@@ -1,0 +1,165 @@
+"""What every command shares: the parser class, option types, model loading, messages."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..config import LONG_DOCUMENT_MODES
+from .input import (
+    DEFAULT_FIELDS,
+    UsageError,
+)
+
+PROG = "colbert-plugins"
+
+
+_PREVIEW = 100
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def load_model(args: argparse.Namespace, *, cache: Any) -> Any:
+    from ..model import ColBERT
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("document_length", "query_length", "long_documents", "window_stride")
+        if getattr(args, name, None) is not None
+    }
+    return ColBERT.from_pretrained(
+        args.model,
+        model_file=args.model_file,
+        revision=args.revision,
+        cache_dir=args.cache_dir,
+        threads=args.threads,
+        cache=cache,
+        quantize="int8" if getattr(args, "int8", False) else None,
+        **overrides,
+    )
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {value}")
+    return value
+
+
+def progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def fail(message: str, status: int) -> int:
+    line = " ".join(message.split())
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    return status
+
+
+def note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _PREVIEW else flat[: _PREVIEW - 1] + "…"
+
+
+def size(n: int) -> str:
+    """Human-readable size.
+
+    >>> size(512), size(90_561_252)
+    ('512 B', '86.4 MiB')
+    """
+    if n < 1024:
+        return f"{n} B"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Parents:
+    """The option groups commands share, as parent parsers."""
+
+    quiet: argparse.ArgumentParser
+    loading: argparse.ArgumentParser
+    inputs: argparse.ArgumentParser
+
+
+def parent_parsers() -> Parents:
+    """``-q``, the model-loading options and the input-file options."""
+    quiet = Parser(add_help=False)
+    quiet.add_argument(
+        "-q", "--quiet", action="store_true", help="print results only: no progress or summary"
+    )
+    loading = Parser(add_help=False)
+    group = loading.add_argument_group("model options")
+    group.add_argument("--revision", help="hub branch, tag or commit")
+    group.add_argument("--cache-dir", help="Hugging Face cache directory")
+    group.add_argument("--model-file", help="the ONNX graph's path inside the model")
+    group.add_argument("--threads", type=positive, help="ONNX Runtime threads")
+    group.add_argument("--document-length", type=positive, help="tokens per document")
+    group.add_argument("--query-length", type=positive, help="query length (mask padding)")
+    group.add_argument(
+        "--long-documents",
+        choices=LONG_DOCUMENT_MODES,
+        help="truncate long documents, or encode them as overlapping windows",
+    )
+    group.add_argument("--window-stride", type=positive, help="tokens between window starts")
+    group.add_argument(
+        "--int8",
+        action="store_true",
+        help="run the int8 dynamically quantized graph (faster on CPU, slightly different scores)",
+    )
+    inputs = Parser(add_help=False)
+    inputs.add_argument("file", metavar="FILE", help="text lines or JSON Lines; - for stdin")
+    inputs.add_argument(
+        "--field",
+        help=f"JSON Lines text field (default: the first of {', '.join(DEFAULT_FIELDS)})",
+    )
+    inputs.add_argument(
+        "--format",
+        choices=("auto", "text", "jsonl"),
+        default="auto",
+        help="input format (auto: JSON Lines when the first line is a JSON object)",
+    )
+
+    return Parents(quiet=quiet, loading=loading, inputs=inputs)

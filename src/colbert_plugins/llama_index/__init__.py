@@ -1,0 +1,41 @@
+"""LlamaIndex integration: a ColBERT (MaxSim) node postprocessor for any query engine, and
+a ColBERT embedding (:class:`ColBERTEmbedding`) and retriever (:class:`ColBERTRetriever`).
+
+>>> from colbert_plugins.llama_index import ColBERTRerank  # doctest: +SKIP
+>>> reranker = ColBERTRerank(model="answerdotai/answerai-colbert-small-v1", top_n=3)
+>>> engine = index.as_query_engine(  # doctest: +SKIP
+...     similarity_top_k=20, node_postprocessors=[reranker]
+... )
+>>> response = engine.query("how do wings behave in a slipstream?")  # doctest: +SKIP
+
+Needs the ``llama-index`` extra (``llama-index-core``); importing this module without it
+raises :class:`~colbert_plugins.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+from ..errors import MissingDependencyError
+
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
+    raise MissingDependencyError(
+        "colbert_plugins.llama_index needs llama-index-core; install it with "
+        '`pip install "colbert-plugins[llama-index]"`'
+    ) from exc
+
+from ..registry import DEFAULT_MODEL
+from .embedding import ColBERTEmbedding
+from .postprocessor import RETRIEVAL_SCORE_KEY, ColBERTRerank
+from .retriever import NODE_CONTENT_KEY, NODE_TYPE_KEY, ColBERTRetriever, metadata_filter
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "NODE_CONTENT_KEY",
+    "NODE_TYPE_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "ColBERTEmbedding",
+    "ColBERTRerank",
+    "ColBERTRetriever",
+    "metadata_filter",
+]
