@@ -12,7 +12,7 @@ For each configuration in CONFIGS this script
    settings, texts and PyLate's own tokenization of each text alone) and ``reference.npz``
    (``query_{i}`` / ``document_{i}``: ``ColBERT.encode(texts, is_query=...)`` on one batch).
 
-benchmarks/parity_pylate.py and tests/test_pylate_parity.py read them without torch.
+benchmarks/parity_pylate.py and tests/export/test_pylate_parity.py read them without torch.
 
     bash scripts/pylate_env.sh
     .venv-pylate/bin/python scripts/make_pylate_fixtures.py [--out tests/fixtures/pylate]

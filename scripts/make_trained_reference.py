@@ -5,7 +5,7 @@ Writes ``tests/fixtures/trained/reference.json`` and ``reference.npz`` (the
 each text alone and its ``encode`` vectors, from the checkpoint in
 ``../shared/models/colbert-minilm-trained/pylate``, for 5 queries and 16 documents (8 longer
 than document_length, 8 not) taken from benchmarks/parity_pylate.py's trained-model texts
-(SciFact and Cranfield). tests/test_trained_parity.py loads the shipped top-level directory
+(SciFact and Cranfield). tests/export/test_trained_parity.py loads the shipped top-level directory
 with our core (no torch) and compares: identical ids, vectors within 1e-4, identical rankings.
 
     PYTHONPATH=src .venv-pylate/bin/python scripts/make_trained_reference.py \

@@ -3,7 +3,7 @@
 #   - `colbert-plugins export MODEL OUT` (the `export` extra: torch, pylate, pylate-onnx-export);
 #   - scripts/make_pylate_fixtures.py, which builds the small PyLate models under
 #     tests/fixtures/pylate/ and PyLate's reference outputs for them;
-#   - tests/test_export.py (skipped in .venv, where torch is absent).
+#   - tests/export/test_export.py (skipped in .venv, where torch is absent).
 # torch never enters .venv, the project's own environment.
 #
 # torch: TORCH_SPEC (default torch==2.13.0, a CPU build that pip finds on this machine's disk;

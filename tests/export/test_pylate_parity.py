@@ -17,7 +17,7 @@ import pytest
 from colbert_plugins.export.parity import ReferenceOutputs
 from script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 parity_pylate = load_script("benchmarks/parity_pylate.py")

@@ -18,7 +18,7 @@ DOCS = ["the cat sat on the mat", "paris is the capital of france", "hello world
 BERT = {"model_type": "bert", "num_attention_heads": 1, "hidden_size": 16}
 FUSED = f"{optimize._FUSED_RECIPE}.onnx"
 #: A PyLate model exported by torch's dynamo exporter (attention as SDPA with IsNaN masking).
-DYNAMO_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "pylate" / "bert-qd"
+DYNAMO_FIXTURE = pathlib.Path(__file__).parents[1] / "fixtures" / "pylate" / "bert-qd"
 
 
 def test_optimized_graph_is_cached_and_gives_same_vectors(
@@ -143,7 +143,7 @@ def test_the_optimizer_prints_nothing_to_stdout(
 ) -> None:
     """onnxruntime's optimizer prints "failed in shape inference" on this exported graph;
     that must not reach stdout, where it would corrupt ``--json`` output."""
-    fixture = pathlib.Path(__file__).parent / "fixtures" / "pylate" / "bert-qd"
+    fixture = pathlib.Path(__file__).parents[1] / "fixtures" / "pylate" / "bert-qd"
     model = ColBERT.from_pretrained(fixture, optimize=True, cache=False)
     assert model.encoder.path.name == FUSED
     assert capfd.readouterr().out == ""

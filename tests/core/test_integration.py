@@ -19,7 +19,7 @@ from colbert_plugins import ColBERT
 pytestmark = pytest.mark.integration
 
 VECTOR_ATOL = 1e-4
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+DATA = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 
 
 def sample_texts() -> list[str]:

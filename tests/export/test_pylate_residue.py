@@ -29,7 +29,7 @@ from pylate_residue import add_residue, read_json, write_json
 from script_loader import load_script
 from tiny_model import build_model_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "pylate"
 
 

@@ -72,7 +72,7 @@ WORDS = [
     "token",
 ]
 TESTS = pathlib.Path(__file__).resolve().parent
-CRANFIELD = TESTS.parents[1] / "shared" / "data" / "cranfield"
+CRANFIELD = TESTS.parents[2] / "shared" / "data" / "cranfield"
 
 
 def random_texts(n: int, seed: int = 0) -> list[str]:

@@ -21,7 +21,7 @@ from colbert_plugins.export.parity import ReferenceOutputs, check_parity
 from pylate_residue import add_residue
 from shared_models import TRAINED_MODEL, TRAINED_SKIP_REASON
 
-REFERENCE = Path(__file__).resolve().parent / "fixtures" / "trained"
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "trained"
 
 pytestmark = pytest.mark.skipif(
     not (TRAINED_MODEL / "model.onnx").is_file(), reason=TRAINED_SKIP_REASON

@@ -18,7 +18,7 @@ from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeErro
 from colbert_plugins.pooling import Muvera, mean_pool
 from colbert_plugins.scoring import l2_normalize, maxsim, maxsim_scores
 
-SCIFACT = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+SCIFACT = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"
 
 
 def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

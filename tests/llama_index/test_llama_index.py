@@ -49,7 +49,7 @@ TEXTS = [
     "london is on the thames",
     "late interaction model",
 ]
-CRANFIELD = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+CRANFIELD = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 
 
 # -- helpers -------------------------------------------------------------------------------

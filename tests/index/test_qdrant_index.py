@@ -39,7 +39,7 @@ METADATAS: list[dict[str, Any]] = [
     {"n": i, "tags": ["a", "b"], "nested": {"x": [1, 2.5, None]}, "uni": "Zürich ✓"}
     for i in range(len(TEXTS))
 ]
-CRANFIELD = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+CRANFIELD = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 
 
 @pytest.fixture

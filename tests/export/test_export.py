@@ -4,7 +4,7 @@ The export itself needs PyTorch and PyLate (the ``export`` extra), which CI does
 those tests run only in the reference environment,
 
     bash scripts/pylate_env.sh
-    .venv-pylate/bin/python -m pytest tests/test_export.py
+    .venv-pylate/bin/python -m pytest tests/export/test_export.py
 
 and are skipped elsewhere. Without them, the command must say which extra to install.
 """
@@ -27,12 +27,13 @@ from colbert_plugins.cli import main
 from script_loader import load_script
 from shared_models import TRAINED_MODEL, TRAINED_SKIP_REASON
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HAVE_EXPORT = all(importlib.util.find_spec(m) is not None for m in ("torch", "pylate"))
 needs_export = pytest.mark.skipif(
     not HAVE_EXPORT,
     reason="needs the export extra (PyTorch, PyLate), absent here by design: run "
-    "bash scripts/pylate_env.sh, then .venv-pylate/bin/python -m pytest tests/test_export.py",
+    "bash scripts/pylate_env.sh, then "
+    ".venv-pylate/bin/python -m pytest tests/export/test_export.py",
 )
 
 
