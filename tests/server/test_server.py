@@ -159,6 +159,35 @@ def test_health_models_metrics(server: BackgroundServer, model: ColBERT) -> None
     assert families["colbert_cache_hits"].samples[0].value >= 1  # DOCS were sent repeatedly
 
 
+def _requests_counted(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["endpoint"], s.labels["code"]): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "colbert_requests"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:starlette.testclient")
+def test_two_apps_in_one_process_count_apart(model: ColBERT) -> None:
+    """Each app has its own registry: no shared counters, nothing in the global registry."""
+    from prometheus_client import REGISTRY
+    from starlette.testclient import TestClient
+
+    from colbert_plugins.server import create_app
+
+    with TestClient(create_app(model)) as first, TestClient(create_app(model)) as second:
+        for _ in range(3):
+            assert first.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).is_success
+        assert second.get("/health").is_success
+        first_counts = _requests_counted(first.get("/metrics").text)
+        second_counts = _requests_counted(second.get("/metrics").text)
+    assert first_counts[("/v1/rerank", "200")] == 3 and ("/health", "200") not in first_counts
+    assert second_counts == {("/health", "200"): 1}
+    assert not [n for n in REGISTRY._names_to_collectors if n.startswith("colbert_")]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -332,6 +361,7 @@ def test_shutdown_answers_requests_in_flight(model: ColBERT) -> None:
     threads = [post_in_thread(url, {"query": QUERY, "documents": DOCS}, outs) for _ in range(3)]
     held.entered.wait(10)
     wait_for(lambda: server.app.state.batcher.queue_depth >= 1)
+    wait_for(lambda: server.app.state.metrics.in_flight == 3)  # every request has arrived
     stopper = threading.Thread(target=server.stop)
     stopper.start()  # shutdown begins while the requests wait for the model
     time.sleep(0.3)
