@@ -9,6 +9,7 @@ imports ONNX Runtime or loads a model.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterable
 from typing import Any, TypeVar, overload
@@ -31,6 +32,7 @@ __all__ = [
     "check_text",
     "check_texts",
     "missing_dependency",
+    "require",
 ]
 
 T = TypeVar("T")
@@ -186,3 +188,21 @@ def missing_dependency(module: str, *, extra: str, feature: str) -> MissingDepen
     return MissingDependencyError(
         f'{feature} needs {module}; install it with `pip install "colbert-plugins[{extra}]"`'
     )
+
+
+def require(*modules: str, extra: str, feature: str) -> None:
+    """Import ``modules`` (import names), or raise :func:`missing_dependency` naming the first
+    one that is missing: the guard at the top of a module that needs an extra.
+
+    >>> require("json", extra="server", feature="colbert_plugins.server")
+    >>> require("json", "no_such_module", extra="server", feature="colbert_plugins.server")
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.errors.MissingDependencyError: colbert_plugins.server needs no_such_module; \
+install it with `pip install "colbert-plugins[server]"`
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise missing_dependency(module, extra=extra, feature=feature) from exc
