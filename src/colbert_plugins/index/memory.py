@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..checks import check_optional_int
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT, FloatArray
 from ..scoring import segmented_maxsim_batch
 from .base import (
@@ -41,15 +42,16 @@ from .base import (
     IndexFormatError,
     MetadataFilter,
     SearchHit,
+    check_encoded,
     check_filter,
     check_ids,
     check_index_model,
-    check_json_metadata,
     check_k,
     check_known,
     check_manifest_fields,
     check_query_batch,
     check_query_vectors,
+    document_line,
     filter_predicate,
     read_manifest_json,
 )
@@ -155,12 +157,7 @@ class InMemoryIndex(ColBERTIndex):
             raise InvalidArgumentTypeError(
                 f"model must be a ColBERT instance, got {type(model).__name__}"
             )
-        if blas_threads is not None and (
-            isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
-        ):
-            raise InvalidArgumentError(
-                f"blas_threads must be None or a positive integer, got {blas_threads!r}"
-            )
+        check_optional_int(blas_threads, "blas_threads")
         self.model = model
         self.dtype = _check_dtype(dtype)
         self.blas_threads = blas_threads
@@ -294,12 +291,7 @@ class InMemoryIndex(ColBERTIndex):
     ) -> None:
         if not ids:
             return
-        for doc_id, v in zip(ids, vectors, strict=True):
-            if v.ndim != 2 or v.shape[1] != self.model.dim:
-                raise ColBERTError(
-                    f"document {doc_id!r} was encoded to shape {v.shape}, expected "
-                    f"[n, {self.model.dim}]"
-                )
+        check_encoded(ids, vectors, self.model.dim)
         new_rows = np.concatenate(vectors, axis=0) if vectors else None
         lengths = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=len(vectors))
         with self._lock:
@@ -383,7 +375,7 @@ class InMemoryIndex(ColBERTIndex):
         rows = np.repeat(state.live, lengths)
         vectors = np.ascontiguousarray(state.buffer[: state.tokens][rows])
         offsets = np.concatenate([[0], np.cumsum(lengths[slots])]).astype(np.int64)
-        lines = [_document_line(state.ids[s], state.texts[s], state.metadatas[s]) for s in slots]
+        lines = [document_line(state.ids[s], state.texts[s], state.metadatas[s]) for s in slots]
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -596,13 +588,6 @@ def _maybe_compact(state: _State) -> _State:
         live=np.ones(len(slots), dtype=bool),
         positions={doc_id: i for i, doc_id in enumerate(ids)},
         dead_tokens=0,
-    )
-
-
-def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> str:
-    check_json_metadata(doc_id, metadata)
-    return json.dumps(
-        {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, allow_nan=False
     )
 
 

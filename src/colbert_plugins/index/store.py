@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -57,6 +58,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "Segment",
     "SegmentWriter",
+    "Snapshot",
     "fsync_dir",
     "fsync_file",
     "load_codec",
@@ -532,6 +534,39 @@ class SegmentWriter:
             fh.close()
         self._close_pair_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed state of an index: its codec and segments, and where each live document
+    is. A search or lookup reads one snapshot throughout; a commit makes a new one."""
+
+    codec: ResidualCodec | None
+    codec_info: dict[str, Any] | None
+    segments: tuple[Segment, ...]
+    positions: dict[str, tuple[int, int]]  # id -> (segment number, document in segment)
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(None, None, (), {})
+
+    @classmethod
+    def of(
+        cls, codec: ResidualCodec, codec_info: dict[str, Any], segments: Sequence[Segment]
+    ) -> Snapshot:
+        """The snapshot of these segments (their live documents)."""
+        positions: dict[str, tuple[int, int]] = {}
+        for s, seg in enumerate(segments):
+            for local in np.flatnonzero(seg.live):
+                positions[seg.ids[int(local)]] = (s, int(local))
+        return cls(codec, codec_info, tuple(segments), positions)
 
 
 # -- manifest ----------------------------------------------------------------------------------
