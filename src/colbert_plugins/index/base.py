@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..checks import check_int, check_query
 from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
@@ -54,6 +55,7 @@ __all__ = [
     "document_line",
     "filter_predicate",
     "matches_filter",
+    "top_k",
 ]
 
 #: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
@@ -222,6 +224,16 @@ class ColBERTIndex(ABC):
             return [[] for _ in texts]
         return self.search_vectors_batch(self.model.encode_queries(texts), k, filter=checked)
 
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``): a
+        ``[n, dim]`` array. The arguments are checked here; backends implement
+        :meth:`_search_vectors`."""
+        k = check_k(k)
+        query = check_query_vectors(query_vectors, self.model.dim)
+        return self._search_vectors(query, k, check_filter(filter))
+
     def search_vectors_batch(
         self,
         query_vectors: Sequence[FloatArray] | FloatArray,
@@ -230,28 +242,33 @@ class ColBERTIndex(ABC):
         filter: MetadataFilter | None = None,
     ) -> list[list[SearchHit]]:
         """:meth:`search_vectors` for several encoded queries: a list of ``[n_i, dim]`` arrays
-        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query.
-
-        This default runs :meth:`search_vectors` once per query; backends that can score a
-        batch in one pass over their vectors override it.
+        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query
+        (backends that can score a batch in one pass over their vectors do).
         """
         queries = check_query_batch(query_vectors, self.model.dim)
         checked = check_filter(filter)
         k = check_k(k)
-        return [self.search_vectors(query, k, filter=checked) for query in queries]
+        return self._search_vectors_batch(queries, k, checked)
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
 
     @abstractmethod
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, filter: dict[str, Any] | None
     ) -> list[SearchHit]:
-        """Like :meth:`search`, for an already encoded query (``model.encode_queries``).
+        """The ``k`` best documents for one checked query (float32 ``[n, dim]``), best first.
 
-        Implementations validate ``filter`` with :func:`check_filter` and apply it before the
-        top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
+        ``filter`` is checked (:func:`check_filter`'s normal form, or ``None``); apply it
+        before the top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
         """
+
+    def _search_vectors_batch(
+        self, queries: list[FloatArray], k: int, filter: dict[str, Any] | None
+    ) -> list[list[SearchHit]]:
+        """:meth:`_search_vectors` for each query; backends that can score a batch in one
+        pass over their vectors override it."""
+        return [self._search_vectors(query, k, filter) for query in queries]
 
     @abstractmethod
     def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
@@ -285,6 +302,26 @@ class ColBERTIndex(ABC):
         vectors: list[FloatArray],
     ) -> None:
         """Store encoded documents, replacing those with the same ids."""
+
+
+# -- ranking -----------------------------------------------------------------------------------
+
+
+def top_k(scores: npt.NDArray[Any], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``k`` largest ``scores``, best first, equal scores in index order.
+
+    >>> top_k(np.array([0.5, 2.0, 0.5, 1.0, 0.5]), 3).tolist()
+    [1, 3, 0]
+    """
+    n = len(scores)
+    if k < n:
+        # Keep every score tied with the k-th best, then order those stably.
+        kth = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(n)
+    order = np.argsort(-scores[candidates], kind="stable")[:k]
+    return candidates[order]
 
 
 # -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------

@@ -83,14 +83,10 @@ from ..model import ColBERT, FloatArray
 from .base import (
     IndexedDocument,
     IndexFormatError,
-    MetadataFilter,
     SearchHit,
-    check_filter,
     check_ids,
     check_index_model,
-    check_k,
     check_known,
-    check_query_vectors,
 )
 from .compressed_search import search
 from .compressed_write import TRAIN_DOCUMENTS, CompressedWriter, _manifest_stamp
@@ -336,17 +332,15 @@ class CompressedIndex(CompressedWriter):
             out.append(snap.codec.decode(seg.centroid_ids[rows], seg.codes[rows], scales))
         return out
 
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, filter: dict[str, Any] | None
     ) -> list[SearchHit]:
-        k = check_k(k)
-        query = check_query_vectors(query_vectors, self.model.dim)
         snap = self._snapshot  # one consistent snapshot for the whole search
         scored = search(
             snap,
             query,
             k,
-            check_filter(filter),
+            filter,
             nprobe=self.nprobe,
             candidates=self.candidates,
             rerank=self.rerank,

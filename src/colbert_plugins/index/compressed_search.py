@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from ..model import FloatArray
 from ..scoring import blas_thread_limit
+from .base import top_k
 from .filters import filter_predicate
 from .store import Segment, Snapshot, will_need
 
@@ -106,14 +107,10 @@ def _candidates(
     want = max(candidates, k)
     predicate = filter_predicate(checked) if checked is not None else None
     if predicate is None:
-        if len(approx) > want:
-            top = np.argpartition(-approx, want - 1)[:want]
-            seg_ids, locals_, approx = seg_ids[top], locals_[top], approx[top]
-        ranked = np.argsort(-approx, kind="stable")
-        return [(int(seg_ids[i]), int(locals_[i])) for i in ranked]
+        return [(int(seg_ids[i]), int(locals_[i])) for i in top_k(approx, want)]
 
     # Filtered: walk the candidates best first, keeping matches until there are enough.
-    ranked = np.argsort(-approx, kind="stable")
+    ranked = top_k(approx, len(approx))
     picked: list[tuple[int, int]] = []
     for i in ranked:
         s_i, local_i = int(seg_ids[i]), int(locals_[i])
@@ -229,8 +226,7 @@ def _prune(
         # [q, tokens] (49 -> 11 ms for 1,024 documents against [tokens, q]; _segment_sums)
         sims = np.take(by_query, np.asarray(seg.centroid_ids[rows]), axis=1)
         scores[positions] = _segment_sums(sims, lengths)
-    best = np.argsort(-scores, kind="stable")[:keep]
-    return [picked[int(n)] for n in best]
+    return [picked[int(n)] for n in top_k(scores, keep)]
 
 
 def _by_segment(

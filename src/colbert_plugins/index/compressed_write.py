@@ -70,7 +70,15 @@ Chunks = Iterator[tuple[slice, list[FloatArray]]]
 
 
 class CompressedWriter(ColBERTIndex):
-    """The writing methods of :class:`~colbert_plugins.index.CompressedIndex`."""
+    """The writing methods of :class:`~colbert_plugins.index.CompressedIndex`.
+
+    :meth:`add` (:meth:`ColBERTIndex.add`) is one atomic commit: the documents are written to
+    one new segment as they are encoded (a large add does not hold every vector in memory)
+    and become visible, all at once, when the commit's manifest is renamed into place; a
+    process killed before that leaves the index as it was. An index without centroids trains
+    them on the first :data:`TRAIN_DOCUMENTS` documents of the add: build a new index with a
+    representative first batch.
+    """
 
     path: Path
     max_segments: int
@@ -81,28 +89,6 @@ class CompressedWriter(ColBERTIndex):
     _nbits: int
     _ncentroids: int | None
     _lock: threading.Lock
-
-    def add(
-        self,
-        texts: Iterable[str],
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        *,
-        batch_size: int = 32,
-        show_progress: bool = False,
-    ) -> list[str]:
-        """Encode and store documents in one atomic commit; return their ids.
-
-        Like :meth:`ColBERTIndex.add`. The documents are written to one new segment as they
-        are encoded (a large add does not hold every vector in memory) and become visible,
-        all at once, when the commit's manifest is renamed into place; a process killed
-        before that leaves the index as it was. An index without centroids trains them on
-        the first :data:`TRAIN_DOCUMENTS` documents of the call: build a new index with a
-        representative first batch.
-        """
-        return super().add(
-            texts, ids, metadatas, batch_size=batch_size, show_progress=show_progress
-        )
 
     def add_vectors(
         self,

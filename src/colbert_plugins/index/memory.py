@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,20 +40,16 @@ from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
-    MetadataFilter,
     SearchHit,
     check_encoded,
-    check_filter,
     check_ids,
     check_index_model,
-    check_k,
     check_known,
     check_manifest_fields,
-    check_query_batch,
-    check_query_vectors,
     document_line,
     filter_predicate,
     read_manifest_json,
+    top_k,
 )
 from .store import fsync_dir, fsync_file
 
@@ -224,31 +220,16 @@ class InMemoryIndex(ColBERTIndex):
             result.append(rows.astype(np.float32))
         return result
 
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, filter: dict[str, Any] | None
     ) -> list[SearchHit]:
-        k = check_k(k)
-        query = check_query_vectors(query_vectors, self.model.dim)
-        return self._search([query], k, check_filter(filter))[0]
+        return self._search_vectors_batch([query], k, filter)[0]
 
-    def search_vectors_batch(
-        self,
-        query_vectors: Sequence[FloatArray] | FloatArray,
-        k: int = 10,
-        *,
-        filter: MetadataFilter | None = None,
-    ) -> list[list[SearchHit]]:
-        """Several encoded queries scored in one pass over the stored vectors (one matrix
-        product per block for all of them), one list of hits per query; see
-        :meth:`ColBERTIndex.search_vectors_batch`. Each list equals what
-        :meth:`search_vectors` returns for that query."""
-        k = check_k(k)
-        queries = check_query_batch(query_vectors, self.model.dim)
-        return self._search(queries, k, check_filter(filter))
-
-    def _search(
+    def _search_vectors_batch(
         self, queries: list[FloatArray], k: int, checked: dict[str, Any] | None
     ) -> list[list[SearchHit]]:
+        """Every query scored in one pass over the stored vectors (one matrix product per
+        block for all of them); each list equals what :meth:`search_vectors` returns."""
         state = self._state  # one consistent snapshot for every query
         if not queries:
             return []
@@ -266,7 +247,7 @@ class InMemoryIndex(ColBERTIndex):
             scores /= lengths[:, None]
         results = []
         for row in scores:
-            top = _top_k(row[slots], k)
+            top = top_k(row[slots], k)
             results.append(
                 [
                     SearchHit(
@@ -486,22 +467,7 @@ class InMemoryIndex(ColBERTIndex):
         return index
 
 
-# -- scoring -----------------------------------------------------------------------------------
-
-
-def _top_k(scores: FloatArray, k: int) -> list[int]:
-    """Indices of the ``k`` largest scores, best first, ties in index order."""
-    n = len(scores)
-    if n == 0:
-        return []
-    if k < n:
-        # Keep every score tied with the k-th best, then order those stably.
-        kth = np.partition(scores, n - k)[n - k]
-        candidates = np.flatnonzero(scores >= kth)
-    else:
-        candidates = np.arange(n)
-    order = np.argsort(-scores[candidates], kind="stable")
-    return [int(candidates[i]) for i in order[:k]]
+# -- helpers -----------------------------------------------------------------------------------
 
 
 def resolve_index(
