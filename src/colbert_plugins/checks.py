@@ -9,7 +9,7 @@ imports ONNX Runtime or loads a model.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import math
 from collections.abc import Iterable
 from typing import Any, TypeVar, overload
@@ -191,8 +191,8 @@ def missing_dependency(module: str, *, extra: str, feature: str) -> MissingDepen
 
 
 def require(*modules: str, extra: str, feature: str) -> None:
-    """Import ``modules`` (import names), or raise :func:`missing_dependency` naming the first
-    one that is missing: the guard at the top of a module that needs an extra.
+    """Raise :func:`missing_dependency` naming the first of ``modules`` (top-level import
+    names) that is not installed: the guard at the top of a module that needs an extra.
 
     >>> require("json", extra="server", feature="colbert_plugins.server")
     >>> require("json", "no_such_module", extra="server", feature="colbert_plugins.server")
@@ -202,7 +202,5 @@ def require(*modules: str, extra: str, feature: str) -> None:
 install it with `pip install "colbert-plugins[server]"`
     """
     for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise missing_dependency(module, extra=extra, feature=feature) from exc
+        if importlib.util.find_spec(module) is None:  # finds it without importing it
+            raise missing_dependency(module, extra=extra, feature=feature)

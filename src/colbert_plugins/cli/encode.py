@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..files import replace_dir
 from .common import (
     Parents,
     load_model,
@@ -115,7 +115,6 @@ def _write_atomically(
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old: Path | None = None
     try:
         np.save(tmp / "embeddings.npy", embeddings)
         np.save(tmp / "offsets.npy", offsets)
@@ -123,15 +122,7 @@ def _write_atomically(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         _check_output(out, overwrite)  # again: something may have appeared meanwhile
-        if out.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():  # put the previous output back
-            os.replace(old / out.name, out)
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ColBERTError, InvalidArgumentError, MissingDependencyError
+from ..files import replace_dir
 from .parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
 
 __all__ = [
@@ -563,18 +564,7 @@ def _write_report(directory: Path, model: str, exporter: str, report: ParityRepo
 
 def _replace(tmp: Path, target: Path, force: bool) -> None:
     _check_target(target, force)  # again: something may have appeared meanwhile
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / target.name)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            os.replace(old / target.name, target)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    replace_dir(tmp, target)
 
 
 # -- helpers --------------------------------------------------------------------------------

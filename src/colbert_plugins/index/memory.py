@@ -23,7 +23,6 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy.typing as npt
 
 from ..checks import check_optional_int
 from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+from ..files import fsync_dir, fsync_file, replace_dir
 from ..model import ColBERT, FloatArray
 from ..scoring import segmented_maxsim_batch
 from .base import (
@@ -51,7 +51,6 @@ from .base import (
     read_manifest_json,
     top_k,
 )
-from .store import fsync_dir, fsync_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -387,7 +386,7 @@ class InMemoryIndex(ColBERTIndex):
                 fh.write("\n")
                 fsync_file(fh)
             fsync_dir(tmp)
-            _replace_dir(tmp, target)
+            replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -574,20 +573,3 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     if manifest.get("dtype") not in _DTYPES:
         raise IndexFormatError(f"{path} has an unsupported dtype {manifest.get('dtype')!r}")
     return manifest
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then removed."""
-    if not target.exists():
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous index back
-        raise
-    fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)

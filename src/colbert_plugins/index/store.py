@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidArgumentError
+from ..files import fsync_dir, fsync_file
 from .base import IndexFormatError, check_manifest_fields, read_manifest_json
 from .codec import ResidualCodec
 
@@ -85,23 +86,6 @@ ORIGINALS = "originals.f16"
 MANIFEST = "manifest.json"
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename into it) to disk, where the platform can."""
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(fh: Any) -> None:
-    """Flush an open file's buffers and the file itself to disk."""
-    fh.flush()
-    os.fsync(fh.fileno())
 
 
 def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
