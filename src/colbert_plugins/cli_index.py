@@ -194,9 +194,17 @@ def _cmd_add(args: argparse.Namespace) -> int:
             "building a compressed index trains its centroids with faiss, which is not "
             "installed: pip install 'colbert-plugins[index]' (faiss-cpu), then run again"
         )
+    from .cli import _progress
+
     texts, ids, metas = _read(args.file, args.field)
     index = _open(args, manifest)
-    index.add(texts, ids=ids, metadatas=metas, batch_size=args.batch_size)
+    index.add(
+        texts,
+        ids=ids,
+        metadatas=metas,
+        batch_size=args.batch_size,
+        show_progress=_progress(args),
+    )
     if not args.quiet:
         print(f"added {len(ids)} documents; {len(index)} in {args.path}", file=sys.stderr)
     return 0
