@@ -1,20 +1,69 @@
-"""Durable, atomic file operations shared by the indexes, the CLI and the export tooling.
+"""Writing directories so that readers see the old one or the new one, never half of either.
 
-Outputs that are directories (a saved index, ``colbert-plugins encode --out``, an exported
-model) are written into a temporary sibling directory, flushed, then put in place by
-:func:`replace_dir`: readers see the old directory or the new one, never a partial one.
-Standard library only.
+Every output directory (``colbert-plugins encode``, ``export``, an index) is written into a new
+sibling (:func:`sibling_directory`), then put in place by :func:`replace_directory`: a rename,
+atomic on POSIX, with the previous directory moved aside first and put back if the swap fails.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fsync_dir", "fsync_file", "replace_dir"]
+__all__ = ["fsync_dir", "fsync_file", "replace_directory", "sibling_directory"]
+
+
+def sibling_directory(target: Path, suffix: str = ".tmp") -> Path:
+    """A new empty directory beside ``target`` (hidden, unique), with the mode ``mkdir`` gives
+    (the user's umask; ``tempfile.mkdtemp`` makes 0700 directories, and a staged directory
+    becomes the output itself).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> staged = sibling_directory(root / "out")
+    >>> staged.parent == root, staged.name.startswith(".out."), staged.is_dir()
+    (True, True, True)
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            path.mkdir()
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+        return path
+
+
+def replace_directory(staged: Path, target: Path, *, durable: bool = False) -> None:
+    """Rename ``staged`` to ``target``. An existing ``target`` is moved aside first, put back
+    if the rename fails, and removed after it succeeds. ``durable`` also flushes the parent
+    directory's entries to disk.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "out").mkdir(); _ = (root / "out" / "old.txt").write_text("old")
+    >>> staged = sibling_directory(root / "out"); _ = (staged / "new.txt").write_text("new")
+    >>> replace_directory(staged, root / "out")
+    >>> sorted(p.name for p in root.iterdir()), sorted(p.name for p in (root / "out").iterdir())
+    (['out'], ['new.txt'])
+    """
+    if not target.exists():
+        os.replace(staged, target)
+    else:
+        aside = sibling_directory(target, ".old")
+        os.replace(target, aside / target.name)
+        try:
+            os.replace(staged, target)
+        except BaseException:
+            os.replace(aside / target.name, target)  # put the previous directory back
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    if durable:
+        fsync_dir(target.parent)
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,36 +81,3 @@ def fsync_file(fh: Any) -> None:
     """Flush an open file's buffers and the file itself to disk."""
     fh.flush()
     os.fsync(fh.fileno())
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Put the directory ``tmp`` at ``target`` (a sibling path) by renames.
-
-    An existing ``target`` is first moved aside, into a new hidden sibling directory; if
-    ``tmp`` then cannot be renamed, the previous ``target`` is put back before the error
-    propagates. The previous directory is removed once the new one is in place.
-
-    >>> import pathlib, tempfile
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("out", "new"):
-    ...     (root / name).mkdir()
-    ...     _ = (root / name / "which").write_text(name)
-    >>> replace_dir(root / "new", root / "out")
-    >>> (root / "out" / "which").read_text(), sorted(p.name for p in root.iterdir())
-    ('new', ['out'])
-    """
-    if not target.exists():
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    old = aside / target.name
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous directory back
-        shutil.rmtree(aside, ignore_errors=True)
-        raise
-    fsync_dir(target.parent)
-    shutil.rmtree(aside, ignore_errors=True)

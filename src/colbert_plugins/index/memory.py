@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy.typing as npt
 
 from ..checks import check_optional_int
 from ..errors import InvalidArgumentError, InvalidArgumentTypeError
-from ..files import fsync_dir, fsync_file, replace_dir
+from ..files import fsync_dir, fsync_file, replace_directory, sibling_directory
 from ..model import ColBERT, FloatArray
 from ..scoring import segmented_maxsim_batch
 from .base import (
@@ -368,8 +367,7 @@ class InMemoryIndex(ColBERTIndex):
             "tokens": len(vectors),
             "normalize_scores": self.model.config.normalize_scores,
         }
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = sibling_directory(target)
         try:
             with (tmp / _VECTORS).open("wb") as fh:
                 np.save(fh, vectors, allow_pickle=False)
@@ -386,7 +384,7 @@ class InMemoryIndex(ColBERTIndex):
                 fh.write("\n")
                 fsync_file(fh)
             fsync_dir(tmp)
-            replace_dir(tmp, target)
+            replace_directory(tmp, target, durable=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
