@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -54,9 +54,12 @@ __all__ = [
     "check_query_vectors",
     "document_line",
     "filter_predicate",
+    "locate",
     "matches_filter",
     "top_k",
 ]
+
+Position = TypeVar("Position")
 
 #: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
 ADD_CHUNK = 1024
@@ -431,6 +434,20 @@ def check_known(ids: Iterable[str], known: Container[str], *, missing_ok: bool =
     missing = [i for i in ids if i not in known]
     if missing:
         raise UnknownIdError(missing)
+
+
+def locate(
+    ids: Any, positions: Mapping[str, Position], *, missing_ok: bool = False
+) -> list[tuple[str, Position]]:
+    """Each of ``ids`` (:func:`check_ids`) with its entry in ``positions``, in the order given.
+    Unknown ids raise :class:`UnknownIdError`, unless ``missing_ok``, which skips them.
+
+    >>> locate(["b", "a"], {"a": 0, "b": 1})
+    [('b', 1), ('a', 0)]
+    """
+    wanted = check_ids(ids)
+    check_known(wanted, positions, missing_ok=missing_ok)
+    return [(doc_id, positions[doc_id]) for doc_id in wanted if doc_id in positions]
 
 
 def check_documents(

@@ -84,9 +84,8 @@ from .base import (
     IndexedDocument,
     IndexFormatError,
     SearchHit,
-    check_ids,
     check_index_model,
-    check_known,
+    locate,
 )
 from .compressed_search import search
 from .compressed_write import TRAIN_DOCUMENTS, CompressedWriter, _manifest_stamp
@@ -305,26 +304,19 @@ class CompressedIndex(CompressedWriter):
         return sum(0 if seg.originals is None else seg.originals.nbytes for seg in segments)
 
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
-        wanted = check_ids(ids)
         snap = self._snapshot
-        check_known(wanted, snap.positions, missing_ok=missing_ok)
         found = []
-        for doc_id in wanted:
-            where = snap.positions.get(doc_id)
-            if where is not None:
-                record = snap.segments[where[0]].document_line(where[1])
-                found.append(IndexedDocument(doc_id, record["text"], record["metadata"]))
+        for doc_id, (s, local) in locate(ids, snap.positions, missing_ok=missing_ok):
+            record = snap.segments[s].document_line(local)
+            found.append(IndexedDocument(doc_id, record["text"], record["metadata"]))
         return found
 
     def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
         """The decompressed token vectors of these documents, in the order given (decoded
         from the codes, also in an index that keeps originals)."""
-        wanted = check_ids(ids)
         snap = self._snapshot
-        check_known(wanted, snap.positions)
         out = []
-        for doc_id in wanted:
-            s, local = snap.positions[doc_id]
+        for _, (s, local) in locate(ids, snap.positions):
             seg = snap.segments[s]
             rows = slice(int(seg.doc_offsets[local]), int(seg.doc_offsets[local + 1]))
             assert snap.codec is not None  # a stored document implies a codec

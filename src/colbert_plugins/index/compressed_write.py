@@ -139,22 +139,6 @@ class CompressedWriter(ColBERTIndex):
             return TRAIN_DOCUMENTS
         return super()._chunk_size(start)
 
-    def _add_encoded(
-        self,
-        ids: list[str],
-        texts: list[str],
-        metadatas: list[dict[str, Any]],
-        chunks: Chunks,
-        *,
-        show_progress: bool = False,
-    ) -> None:
-        # Every document line is checked before the first document is encoded.
-        lines = [
-            document_line(i, t, m).encode() for i, t, m in zip(ids, texts, metadatas, strict=True)
-        ]
-        if ids:
-            self._write(ids, lines, metadatas, chunks, show_progress=show_progress)
-
     def _upsert(
         self,
         ids: list[str],
@@ -164,15 +148,22 @@ class CompressedWriter(ColBERTIndex):
     ) -> None:
         self._add_encoded(ids, texts, metadatas, iter([(slice(0, len(ids)), vectors)]))
 
-    def _write(
+    def _add_encoded(
         self,
         ids: list[str],
-        lines: list[bytes],
+        texts: list[str],
         metadatas: list[dict[str, Any]],
         chunks: Chunks,
         *,
         show_progress: bool = False,
     ) -> None:
+        """Write the chunks to one new segment as they are encoded, then commit."""
+        # Every document line is checked before the first document is encoded.
+        lines = [
+            document_line(i, t, m).encode() for i, t, m in zip(ids, texts, metadatas, strict=True)
+        ]
+        if not ids:
+            return
         dim = self.model.dim
         with self._writing() as snap, _BuildProgress(show_progress, len(ids)) as progress:
             writer: SegmentWriter | None = None

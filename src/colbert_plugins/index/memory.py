@@ -47,6 +47,7 @@ from .base import (
     check_manifest_fields,
     document_line,
     filter_predicate,
+    locate,
     read_manifest_json,
     top_k,
 )
@@ -194,29 +195,19 @@ class InMemoryIndex(ColBERTIndex):
         return (state.tokens - state.dead_tokens) * self.model.dim * self.dtype.itemsize
 
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
-        wanted = check_ids(ids)
         state = self._state
-        check_known(wanted, state.positions, missing_ok=missing_ok)
-        found = []
-        for doc_id in wanted:
-            slot = state.positions.get(doc_id)
-            if slot is not None:
-                found.append(
-                    IndexedDocument(doc_id, state.texts[slot], copy.deepcopy(state.metadatas[slot]))
-                )
-        return found
+        return [
+            IndexedDocument(doc_id, state.texts[slot], copy.deepcopy(state.metadatas[slot]))
+            for doc_id, slot in locate(ids, state.positions, missing_ok=missing_ok)
+        ]
 
     def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
         """The stored token vectors of these documents (float32 copies), in the order given."""
-        wanted = check_ids(ids)
         state = self._state
-        check_known(wanted, state.positions)
-        result = []
-        for doc_id in wanted:
-            slot = state.positions[doc_id]
-            rows = state.buffer[state.offsets[slot] : state.offsets[slot + 1]]
-            result.append(rows.astype(np.float32))
-        return result
+        return [
+            state.buffer[state.offsets[slot] : state.offsets[slot + 1]].astype(np.float32)
+            for _, slot in locate(ids, state.positions)
+        ]
 
     def _search_vectors(
         self, query: FloatArray, k: int, filter: dict[str, Any] | None
