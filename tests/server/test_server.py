@@ -431,18 +431,21 @@ def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert option in out
 
 
-def test_missing_server_extra_names_it() -> None:
-    """Without Starlette, importing the server (or `serve`) says which extra to install."""
+@pytest.mark.parametrize("hidden", ["starlette", "prometheus_client"])
+def test_missing_server_extra_names_it(hidden: str) -> None:
+    """Without Starlette (or prometheus_client), importing the server (or `serve`) says which
+    extra to install."""
     code = (
         "import sys\n"
-        "sys.modules['starlette'] = None\n"
+        f"sys.modules[{hidden!r}] = None\n"
         "from colbert_plugins.errors import MissingDependencyError\n"
         "try:\n"
         "    import colbert_plugins.server\n"
         "except MissingDependencyError as exc:\n"
         "    assert 'colbert-plugins[server]' in str(exc), exc\n"
+        f"    assert {hidden!r} in str(exc), exc\n"
         "else:\n"
-        "    raise SystemExit('imported without starlette')\n"
+        f"    raise SystemExit('imported without {hidden}')\n"
         "from colbert_plugins.cli import main\n"
         "assert main(['serve', '--model', 'unused']) == 1\n"
     )
@@ -455,8 +458,9 @@ def test_missing_server_extra_names_it() -> None:
 
 def test_core_import_does_not_import_the_server() -> None:
     code = (
-        "import sys, colbert_plugins, colbert_plugins.cli\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn'))\n"
+        "import sys, colbert_plugins, colbert_plugins.cli, colbert_plugins.index\n"
+        "lazy = ('starlette', 'uvicorn', 'prometheus_client', 'pydantic', 'filelock')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in lazy)\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
