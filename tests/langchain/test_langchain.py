@@ -462,7 +462,7 @@ def test_lazy_loading_from_a_path_happens_once(
     assert len(count_loads) == 1
     name, kwargs = count_loads[0]
     assert name == str(tiny_model_dir)
-    assert kwargs == {"normalize_scores": False, "threads": 1, "query_length": 8}
+    assert kwargs == {"threads": 1, "query_length": 8}  # normalize_scores applies per call
     assert all(r == results[0] for r in results)
     assert copy.deepcopy(reranker).colbert is reranker.colbert  # copies share the model
     assert reranker.model_copy().colbert is reranker.colbert
@@ -501,11 +501,27 @@ def test_one_shared_instance_serves_several_components(
 
 def test_normalize_scores_when_loading(tiny_model_dir: pathlib.Path, docs: list[Document]) -> None:
     reranker = ColBERTRerank(tiny_model_dir, top_n=None, normalize_scores=True, query_length=8)
-    assert reranker.colbert.config.normalize_scores is True
+    assert reranker.colbert.config.normalize_scores is False  # applied per call, not loaded
     pairs = reranker.rerank(docs, QUERY)
-    expected = reranker.colbert.rerank(QUERY, TEXTS)  # the model normalizes itself
-    assert [s for _, s in pairs] == pytest.approx([r.score for r in expected], abs=1e-6)
+    raw = reranker.colbert.rerank(QUERY, TEXTS)
+    n = reranker.colbert.encode_queries([QUERY])[0].shape[0]
+    assert [s for _, s in pairs] == pytest.approx([r.score / n for r in raw], abs=1e-6)
     assert all(-1.0 <= s <= 1.0 for _, s in pairs)
+
+
+@pytest.mark.parametrize("normalizing_model", [False, True])
+def test_normalize_scores_three_way(tiny_model_dir: pathlib.Path, normalizing_model: bool) -> None:
+    """None follows the model's own setting; True and False force it either way."""
+    model = ColBERT.from_pretrained(
+        tiny_model_dir, query_length=8, normalize_scores=normalizing_model
+    )
+    n = model.encode_queries([QUERY])[0].shape[0]
+    raw = model.score(QUERY, TEXTS, normalize=False)
+    expected = {None: raw / n if normalizing_model else raw, True: raw / n, False: raw}
+    for setting, want in expected.items():
+        got = ColBERTRerank(model, normalize_scores=setting).score(QUERY, TEXTS)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"normalize_scores={setting}")
+    assert ColBERTRerank(model).normalize_scores is None
 
 
 # -- embeddings -----------------------------------------------------------------------------

@@ -28,11 +28,12 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
+from typing_extensions import Self
 
-from ..checks import check_query
+from ..checks import check_int, check_query
 from ..errors import InvalidArgumentTypeError
 from ..index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
-from ..index.base import check_k
+from ..lazy import Checked, PositiveInt
 from ..model import ColBERT
 from ._common import RELEVANCE_SCORE_KEY, check_documents
 
@@ -42,7 +43,7 @@ __all__ = ["ColBERTRetriever"]
 _IGNORED_KWARGS = frozenset({"verbose"})
 
 
-class ColBERTRetriever(BaseRetriever):
+class ColBERTRetriever(Checked, BaseRetriever):
     """Retrieve the ``k`` best documents of a ColBERT index by MaxSim score.
 
     Build it from documents (:meth:`from_documents`, :meth:`from_texts`) or around an existing
@@ -63,6 +64,9 @@ class ColBERTRetriever(BaseRetriever):
             before the top-``k`` cut, so ``k`` documents come back whenever ``k`` match.
         **kwargs: :class:`~langchain_core.retrievers.BaseRetriever` fields (``tags``,
             ``metadata``).
+
+    ``copy.deepcopy`` and ``model_copy(update=...)`` give a retriever with its own settings
+    over the same index (never copied).
     """
 
     model_config = ConfigDict(
@@ -70,34 +74,25 @@ class ColBERTRetriever(BaseRetriever):
     )
 
     index: ColBERTIndex = Field(description="The ColBERT index searched.")
-    k: int = Field(default=4, ge=1, strict=True, description="Number of documents to return.")
+    k: PositiveInt = Field(default=4, description="Number of documents to return.")
     filter: dict[str, Any] | None = Field(
         default=None,
         description="Metadata filter of every search without its own: {field: value} "
         "(equality) or {field: [values]} (membership), all fields must hold.",
     )
 
-    def __init__(
-        self,
-        *,
-        index: ColBERTIndex,
-        k: int = 4,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if not isinstance(index, ColBERTIndex):
-            raise InvalidArgumentTypeError(
-                f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
-            )
-        check_filter(filter)  # our clear error (assignment later goes through the validator)
-        fields: dict[str, Any] = {"index": index, "k": check_k(k), "filter": filter, **kwargs}
-        super().__init__(**fields)
-
     @field_validator("filter", mode="before")
     @classmethod
     def _check_filter(cls, value: Any) -> dict[str, Any] | None:
         check_filter(value)  # our clear error, not a pydantic one
         return None if value is None else dict(value)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """A copy with its own settings that searches the same index (an index holds a
+        model and possibly files or a server connection: it is shared, never copied)."""
+        memo = {} if memo is None else memo
+        memo[id(self.index)] = self.index
+        return super().__deepcopy__(memo)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -132,7 +127,7 @@ class ColBERTRetriever(BaseRetriever):
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
             **kwargs: more retriever fields (``filter``, ``tags``, ``metadata``).
         """
-        k = check_k(k)
+        k = check_int(k, "k")
         target = resolve_index(model, index, model_kwargs)
         target.add(
             texts,
@@ -158,7 +153,7 @@ class ColBERTRetriever(BaseRetriever):
     ) -> ColBERTRetriever:
         """Index LangChain documents (their ``page_content``, ``id`` when set, and
         ``metadata``) and return a retriever over them; arguments as :meth:`from_texts`."""
-        k = check_k(k)
+        k = check_int(k, "k")
         target = resolve_index(model, index, model_kwargs)
         retriever = cls(index=target, k=k, **kwargs)
         retriever.add_documents(documents, batch_size=batch_size, show_progress=show_progress)
@@ -220,7 +215,7 @@ class ColBERTRetriever(BaseRetriever):
         query = check_query(query)
         hits = self.index.search(
             query,
-            k=self.k if k is None else check_k(k),
+            k=self.k if k is None else check_int(k, "k"),
             filter=self.filter if filter is None else filter,
         )
         return [_to_document(hit) for hit in hits]
