@@ -23,7 +23,8 @@ import inspect
 import os
 import reprlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import (
@@ -184,25 +185,29 @@ _TYPE_ERRORS = frozenset(
 )
 
 
-def _colbert_error(exc: ValidationError, owner: str) -> tuple[ColBERTError, bool]:
-    """Our exception for a pydantic ``ValidationError``; True when it is the one a validator
-    raised (then re-raised as is)."""
-    errors = exc.errors()
-    for error in errors:
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, ColBERTError):
-            return cause, True
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or owner
-    message = f"{owner}: {where}: {first['msg']} (got {reprlib.repr(first.get('input'))})"
-    kind = first["type"]
-    wrong_type = kind in _TYPE_ERRORS or kind.endswith(("_type", "_parsing"))
-    error_class = InvalidArgumentTypeError if wrong_type else InvalidArgumentError
-    return error_class(message), False
+@contextmanager
+def _our_errors(owner: str) -> Iterator[None]:
+    """Raise a pydantic ``ValidationError`` as this library's exception: the one a validator
+    raised, or one made from pydantic's first error."""
+    try:
+        yield
+    except ValidationError as exc:
+        errors = exc.errors()
+        for error in errors:
+            cause = error.get("ctx", {}).get("error")
+            if isinstance(cause, ColBERTError):
+                raise cause from None
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"]) or owner
+        message = f"{owner}: {where}: {first['msg']} (got {reprlib.repr(first.get('input'))})"
+        kind = first["type"]
+        wrong_type = kind in _TYPE_ERRORS or kind.endswith(("_type", "_parsing"))
+        raise (InvalidArgumentTypeError if wrong_type else InvalidArgumentError)(message) from exc
 
 
 class Checked(BaseModel):
-    """Mixin: a constructor (and ``from_dict``) raises this library's exception types.
+    """Mixin: constructing (``__init__``, ``model_validate``, LlamaIndex's ``from_dict``) raises
+    this library's exception types.
 
     A validator that raises :class:`~colbert_plugins.errors.InvalidArgumentError` (a
     ``ValueError``) reaches the caller as that error, not wrapped in pydantic's
@@ -213,13 +218,13 @@ class Checked(BaseModel):
     """
 
     def __init__(self, **data: Any) -> None:
-        try:
+        with _our_errors(type(self).__name__):
             super().__init__(**data)
-        except ValidationError as exc:
-            error, original = _colbert_error(exc, type(self).__name__)
-            if original:
-                raise error from None
-            raise error from exc
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        with _our_errors(cls.__name__):
+            return super().model_validate(obj, **kwargs)
 
 
 # -- the ColBERT model of a component -----------------------------------------------------------
