@@ -44,6 +44,7 @@ from .config import ColBERTConfig
 from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from .model import ColBERT
 from .pooled import POOLINGS, PooledEmbedder, Pooling
+from .pooling import _MAX_K_SIM as MAX_K_SIM
 from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED
 from .registry import DEFAULT_MODEL
 
@@ -53,6 +54,7 @@ __all__ = [
     "ColBERTComponent",
     "Lazy",
     "ModelSlot",
+    "NonNegativeInt",
     "OptionalNumber",
     "OptionalPositiveInt",
     "PooledComponent",
@@ -164,6 +166,10 @@ def _positive_int(value: Any, info: ValidationInfo) -> int:
     return check_int(value, info.field_name or "value")
 
 
+def _non_negative_int(value: Any, info: ValidationInfo) -> int:
+    return check_int(value, info.field_name or "value", minimum=0)
+
+
 def _optional_positive_int(value: Any, info: ValidationInfo) -> int | None:
     return check_optional_int(value, info.field_name or "value")
 
@@ -174,6 +180,8 @@ def _optional_number(value: Any, info: ValidationInfo) -> float | None:
 
 #: An integer >= 1 (not a bool): :func:`~colbert_plugins.checks.check_int`.
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+#: An integer >= 0 (not a bool).
+NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 #: ``None`` or an integer >= 1.
 OptionalPositiveInt = Annotated[int | None, BeforeValidator(_optional_positive_int)]
 #: ``None`` or a real number (not a bool, not NaN), as a float.
@@ -325,25 +333,18 @@ class PooledComponent(ColBERTComponent):
         description='How token vectors become one vector: "mean" (L2-normalized mean) or '
         '"muvera" (fixed-dimensional encodings approximating MaxSim).',
     )
-    k_sim: int = Field(
+    k_sim: NonNegativeInt = Field(
         default=DEFAULT_K_SIM,
-        strict=True,
+        le=MAX_K_SIM,
         description="MUVERA: SimHash hyperplanes (2**k_sim buckets).",
     )
-    d_proj: int | None = Field(
-        default=DEFAULT_D_PROJ,
-        strict=True,
-        description="MUVERA: per-bucket projection size (None: none).",
+    d_proj: OptionalPositiveInt = Field(
+        default=DEFAULT_D_PROJ, description="MUVERA: per-bucket projection size (None: none)."
     )
-    r_reps: int = Field(default=DEFAULT_R_REPS, strict=True, description="MUVERA: repetitions.")
-    seed: int = Field(default=DEFAULT_SEED, strict=True, description="MUVERA: random seed.")
+    r_reps: PositiveInt = Field(default=DEFAULT_R_REPS, description="MUVERA: repetitions.")
+    seed: NonNegativeInt = Field(default=DEFAULT_SEED, description="MUVERA: random seed.")
 
     _pooler: Lazy[PooledEmbedder] = PrivateAttr(default_factory=Lazy)
-
-    @model_validator(mode="after")
-    def _check_muvera(self) -> Self:
-        self.pooler  # noqa: B018 - builds it now: PooledEmbedder checks the MUVERA parameters
-        return self
 
     @property
     def pooler(self) -> PooledEmbedder:

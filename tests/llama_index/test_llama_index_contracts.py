@@ -139,6 +139,16 @@ def test_embedding_copies(tiny_model: ColBERT, long_queries_model: ColBERT) -> N
     assert copy.deepcopy(embed).colbert is tiny_model
 
 
+def test_embedding_assignment_is_validated_and_used(tiny_model: ColBERT) -> None:
+    embed = ColBERTEmbedding(tiny_model)
+    embed.pooling = "muvera"
+    assert embed.dimension == len(embed.get_query_embedding(QUERY)) != tiny_model.dim
+    for name, bad in (("k_sim", -1), ("k_sim", 99), ("r_reps", 0), ("seed", "x")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            setattr(embed, name, bad)
+    assert (embed.k_sim, embed.r_reps, embed.seed) == (4, 20, 42)  # nothing half-assigned
+
+
 # -- ColBERTRerank ------------------------------------------------------------------------------
 
 
