@@ -30,6 +30,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
@@ -221,8 +222,9 @@ class Checked(BaseModel):
     ``ValueError``) reaches the caller as that error, not wrapped in pydantic's
     ``ValidationError``; pydantic's own constraint errors become
     :class:`~colbert_plugins.errors.InvalidArgumentError` or
-    :class:`~colbert_plugins.errors.InvalidArgumentTypeError` naming the field. Assignment
-    (``validate_assignment``) keeps pydantic's ``ValidationError``, with the same message.
+    :class:`~colbert_plugins.errors.InvalidArgumentTypeError` naming the field. On assignment
+    (``validate_assignment``) a wrong value raises pydantic's ``ValidationError`` (a
+    ``ValueError``) with the same message, a wrong type our ``InvalidArgumentTypeError``.
     """
 
     def __init__(self, **data: Any) -> None:
@@ -258,6 +260,13 @@ class ColBERTComponent(Checked):
     on first use, once; ``model_copy(update=...)`` and ``copy.deepcopy`` share it while the
     model and ``model_kwargs`` stay the same, and load their own when they change.
     """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        extra="forbid",
+        protected_namespaces=(),
+        validate_assignment=True,
+    )
 
     #: The field that names the model.
     colbert_field: ClassVar[str] = "model"

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from ..checks import check_optional_int, check_query
 from ..lazy import (
@@ -60,13 +60,6 @@ class ColBERTRerank(ColBERTComponent, BaseDocumentCompressor):
     >>> reranker = ColBERTRerank("path/to/model", top_n=2)  # doctest: +SKIP
     >>> reranker.compress_documents(docs, "what is late interaction?")  # doctest: +SKIP
     """
-
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True,
-        extra="forbid",
-        protected_namespaces=(),
-        validate_assignment=True,
-    )
 
     model: str = model_field()
     top_n: OptionalPositiveInt = Field(

@@ -49,12 +49,7 @@ class ColBERTEmbeddings(PooledComponent, Embeddings):
     True
     """
 
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True,
-        extra="forbid",
-        protected_namespaces=(),
-        frozen=True,
-    )
+    model_config = ConfigDict(frozen=True)
 
     model: str = model_field()
     batch_size: PositiveInt = Field(default=32, description="Texts per batch.")

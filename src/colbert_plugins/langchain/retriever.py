@@ -177,34 +177,22 @@ class ColBERTRetriever(Checked, BaseRetriever):
     # -- retrieval -------------------------------------------------------------------------------
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self._search(query, k, filter, kwargs)
+        return self._search(query, **kwargs)
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         # Encoding and scoring are CPU-bound: run them in a worker thread.
-        return await run_in_executor(None, self._search, query, k, filter, kwargs)
+        return await run_in_executor(None, self._search, query, **kwargs)
 
     def _search(
         self,
         query: str,
-        k: int | None,
-        filter: MetadataFilter | None,
-        extra: Mapping[str, Any],
+        k: int | None = None,
+        filter: MetadataFilter | None = None,
+        **extra: Any,
     ) -> list[Document]:
         unknown = sorted(set(extra) - _IGNORED_KWARGS)
         if unknown:

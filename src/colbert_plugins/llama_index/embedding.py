@@ -22,7 +22,7 @@ import os
 from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.bridge.pydantic import Field
 
 from ..checks import check_text
 from ..errors import InvalidArgumentError
@@ -71,8 +71,6 @@ class ColBERTEmbedding(PooledComponent, BaseEmbedding):
     """
 
     colbert_field: ClassVar[str] = "model_name"
-
-    model_config = ConfigDict(protected_namespaces=(), validate_assignment=True)
 
     model_name: str = model_field()
     embed_batch_size: PositiveInt = Field(default=32, le=2048, description="Texts per batch.")

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -60,8 +60,6 @@ class ColBERTRerank(ColBERTComponent, BaseNodePostprocessor):
     ``copy.deepcopy``) use their own settings and share the loaded model while ``model`` and
     ``model_kwargs`` stay the same.
     """
-
-    model_config = ConfigDict(protected_namespaces=(), validate_assignment=True)
 
     model: str = model_field()
     top_n: PositiveInt = Field(default=5, description="Number of nodes to return sorted by score.")
