@@ -143,21 +143,12 @@ class ColBERTRetriever(Checked, BaseRetriever):
         cls,
         documents: Iterable[Document],
         model: ColBERT | str | os.PathLike[str] | None = None,
-        *,
-        index: ColBERTIndex | None = None,
-        k: int = 4,
-        batch_size: int = 32,
-        show_progress: bool = False,
-        model_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Index LangChain documents (their ``page_content``, ``id`` when set, and
         ``metadata``) and return a retriever over them; arguments as :meth:`from_texts`."""
-        k = check_int(k, "k")
-        target = resolve_index(model, index, model_kwargs)
-        retriever = cls(index=target, k=k, **kwargs)
-        retriever.add_documents(documents, batch_size=batch_size, show_progress=show_progress)
-        return retriever
+        texts, ids, metadatas = _split_documents(check_documents(documents, allow_str=False))
+        return cls.from_texts(texts, model, metadatas, ids, **kwargs)
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -168,8 +159,7 @@ class ColBERTRetriever(Checked, BaseRetriever):
 
         Returns the ids, in input order.
         """
-        docs = check_documents(documents, allow_str=False)
-        texts, ids, metadatas = _split_documents(docs)
+        texts, ids, metadatas = _split_documents(check_documents(documents, allow_str=False))
         return self.index.add(
             texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress=show_progress
         )

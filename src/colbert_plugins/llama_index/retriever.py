@@ -198,35 +198,28 @@ class ColBERTRetriever(BaseRetriever):
         index: ColBERTIndex | None = None,
         similarity_top_k: int = 4,
         filters: MetadataFilters | None = None,
-        metadata_mode: MetadataMode = MetadataMode.EMBED,
-        batch_size: int = 32,
-        show_progress: bool = False,
         model_kwargs: Mapping[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
+        **add_options: Any,
     ) -> ColBERTRetriever:
         """Index ``nodes`` and return a retriever over them.
 
         Args:
-            nodes: the nodes; each is indexed under its ``node_id`` with the text
-                ``node.get_content(metadata_mode)`` (re-adding a node id replaces it).
+            nodes: the nodes (see :meth:`add_nodes`).
             model: a :class:`~colbert_plugins.ColBERT`, or a model name or directory loaded
                 with ``model_kwargs``; the nodes go to a new in-process exact index.
             index: an index to add the nodes to instead (e.g. a ``QdrantIndex``).
             similarity_top_k: number of nodes to return.
             filters: ``MetadataFilters`` applied to every retrieval (see the class).
-            metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
-                embeddings, by default; ``NONE`` indexes the text alone).
-            batch_size: documents per encoder call.
-            show_progress: show a progress bar while encoding.
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
             callback_manager: LlamaIndex callback manager.
+            **add_options: ``metadata_mode``, ``batch_size``, ``show_progress``, as for
+                :meth:`add_nodes`.
         """
         top_k = check_int(similarity_top_k, "similarity_top_k")
         target = resolve_index(model, index, model_kwargs)
         retriever = cls(target, top_k, filters=filters, callback_manager=callback_manager)
-        retriever.add_nodes(
-            nodes, metadata_mode=metadata_mode, batch_size=batch_size, show_progress=show_progress
-        )
+        retriever.add_nodes(nodes, **add_options)
         return retriever
 
     @classmethod
@@ -261,7 +254,16 @@ class ColBERTRetriever(BaseRetriever):
         batch_size: int = 32,
         show_progress: bool = False,
     ) -> list[str]:
-        """Add (or replace, by node id) nodes to the index; returns their ids."""
+        """Add (or replace, by node id) nodes to the index; returns their ids.
+
+        Args:
+            nodes: the nodes; each is indexed under its ``node_id`` with the text
+                ``node.get_content(metadata_mode)`` (re-adding a node id replaces it).
+            metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
+                embeddings, by default; ``NONE`` indexes the text alone).
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+        """
         items = check_items(nodes, "nodes", BaseNode, label="LlamaIndex node", hint=_unwrap_hint)
         texts = [node.get_content(metadata_mode=metadata_mode) for node in items]
         ids = [node.node_id for node in items]
