@@ -23,7 +23,7 @@ import inspect
 import os
 import reprlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -236,6 +236,16 @@ class Checked(BaseModel):
         with _our_errors(cls.__name__):
             return super().model_validate(obj, **kwargs)
 
+    def _shared_by_copies(self) -> Iterable[object]:
+        """What ``copy.deepcopy`` shares instead of copying (resources: an index, a cache)."""
+        return ()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        for shared in self._shared_by_copies():
+            memo[id(shared)] = shared
+        return super().__deepcopy__(memo)
+
 
 # -- the ColBERT model of a component -----------------------------------------------------------
 
@@ -300,6 +310,9 @@ class ColBERTComponent(Checked):
         component = handler(data)
         component._slot = Lazy(component._model_key(), instance)
         return component
+
+    def _shared_by_copies(self) -> Iterable[object]:
+        return self.model_kwargs.values()  # loading options: an EmbeddingCache, providers...
 
     def _model_key(self) -> tuple[str, dict[str, Any]]:
         return getattr(self, self.colbert_field), dict(self.model_kwargs)

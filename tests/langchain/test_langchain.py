@@ -749,3 +749,18 @@ def test_declared_constraints_raise_our_errors(
         ColBERTRerank(tiny_model_dir, **kwargs)
     with pytest.raises(error, match=match):  # the same through pydantic's own constructor
         ColBERTRerank.model_validate({"model": str(tiny_model_dir), **kwargs})
+
+
+def test_deepcopy_shares_loading_resources(
+    tiny_model_dir: pathlib.Path, count_loads: list[tuple[str, dict[str, Any]]]
+) -> None:
+    from colbert_plugins.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    reranker = ColBERTRerank(tiny_model_dir, cache=cache, query_length=8)
+    embeddings = ColBERTEmbeddings(tiny_model_dir, cache=cache, query_length=8)
+    for component in (reranker, embeddings):
+        copied = copy.deepcopy(component)  # the cache (with its lock) is shared, not copied
+        assert copied.model_kwargs["cache"] is cache
+        assert copied.colbert is component.colbert
+    assert len(count_loads) == 2  # one per component, none for the copies

@@ -250,3 +250,16 @@ def test_retriever_deepcopy_shares_the_index(tiny_model: ColBERT) -> None:
     assert copied.index is retriever.index
     copied.similarity_top_k = 1
     assert len(copied.retrieve(QUERY)) == 1 and retriever.similarity_top_k == 4
+
+
+def test_deepcopy_shares_loading_resources(tiny_model_dir: pathlib.Path) -> None:
+    from colbert_plugins.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    for component in (
+        ColBERTRerank(tiny_model_dir, cache=cache, query_length=8),
+        ColBERTEmbedding(tiny_model_dir, cache=cache, query_length=8),
+    ):
+        copied = copy.deepcopy(component)
+        assert copied.model_kwargs["cache"] is cache
+        assert copied.colbert is component.colbert

@@ -28,7 +28,6 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
-from typing_extensions import Self
 
 from ..checks import check_int, check_query
 from ..errors import InvalidArgumentTypeError
@@ -87,12 +86,9 @@ class ColBERTRetriever(Checked, BaseRetriever):
         check_filter(value)  # our clear error, not a pydantic one
         return None if value is None else dict(value)
 
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        """A copy with its own settings that searches the same index (an index holds a
-        model and possibly files or a server connection: it is shared, never copied)."""
-        memo = {} if memo is None else memo
-        memo[id(self.index)] = self.index
-        return super().__deepcopy__(memo)
+    def _shared_by_copies(self) -> Iterable[object]:
+        # An index holds a model and maybe files or a server connection: never copied.
+        return (self.index,)
 
     # -- construction ----------------------------------------------------------------------------
 
