@@ -169,3 +169,58 @@ def test_a_model_mismatch_names_the_setting_and_the_flag(
     line = one_error_line(capsys.readouterr().err, "document_length (index 12, this model")
     assert "Leave out --model" in line and "check_model_key" not in line
     assert "the ONNX graph" not in line and "the tokenizer" not in line
+
+
+def test_add_reads_files_as_rerank_does(
+    tmp_path: pathlib.Path, tiny_model_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``index add`` and ``rerank`` share one reader: a file that is not UTF-8 is one error
+    line (exit 1) for both, before any model is loaded or index created."""
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    index = tmp_path / "idx"
+    for argv in (
+        ["index", "add", str(index), str(bad), "--model", str(tiny_model_dir)],
+        ["rerank", "--model", str(tiny_model_dir), "--query", "coffee", str(bad)],
+    ):
+        assert main(argv) == 1
+        one_error_line(capsys.readouterr().err, "latin1.txt", "not UTF-8")
+    assert not index.exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_add_shows_progress_on_a_terminal_unless_quiet(
+    quiet: bool,
+    tiny_model_dir: pathlib.Path,
+    docs: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a terminal, ``index add`` reports the encoding, then the build's stages; ``-q``
+    silences all of it."""
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as if stderr were a terminal
+    argv = ["index", "add", str(tmp_path / "idx"), str(docs), "--model", str(tiny_model_dir)]
+    assert main(argv + (["-q"] if quiet else [])) == 0
+    err = capsys.readouterr().err
+    if quiet:
+        assert err == ""
+    else:
+        for stage in ("Encoding documents", "Training centroids", "Compressing documents"):
+            assert stage in err, err
+        assert "added 3 documents" in err
+
+
+def test_add_shows_no_progress_when_stderr_is_not_a_terminal(
+    tiny_model_dir: pathlib.Path,
+    docs: pathlib.Path,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("faiss")
+    argv = ["index", "add", str(tmp_path / "idx"), str(docs), "--model", str(tiny_model_dir)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Encoding" not in err and "\r" not in err
+    assert err.strip().splitlines() == [f"added 3 documents; 3 in {tmp_path / 'idx'}"]
