@@ -12,7 +12,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import Field
 
 from ..checks import check_optional_int, check_query
-from ..lazy import (
+from ..components import (
     ColBERTComponent,
     OptionalNumber,
     OptionalPositiveInt,

@@ -10,7 +10,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
 from ..checks import check_text
-from ..lazy import PooledComponent, PositiveInt, model_field
+from ..components import PooledComponent, PositiveInt, model_field
 from ..model import ColBERT
 from ..pooled import Pooling
 from ..pooling import Muvera

@@ -30,9 +30,9 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
 from ..checks import check_int, check_query
+from ..components import Checked, PositiveInt
 from ..errors import InvalidArgumentTypeError
 from ..index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
-from ..lazy import Checked, PositiveInt
 from ..model import ColBERT
 from ._common import RELEVANCE_SCORE_KEY, check_documents
 

@@ -25,8 +25,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field
 
 from ..checks import check_text
+from ..components import PooledComponent, PositiveInt, model_field
 from ..errors import InvalidArgumentError
-from ..lazy import PooledComponent, PositiveInt, model_field
 from ..model import ColBERT
 from ..pooled import Pooling
 

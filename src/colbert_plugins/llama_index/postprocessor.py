@@ -15,8 +15,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from ..checks import check_items, check_query
+from ..components import ColBERTComponent, PositiveInt, model_field
 from ..errors import InvalidArgumentError
-from ..lazy import ColBERTComponent, PositiveInt, model_field
 from ..model import ColBERT, FloatArray, rank_order
 from ..registry import DEFAULT_MODEL
 
