@@ -33,7 +33,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .errors import CacheError, InvalidArgumentError, InvalidArgumentTypeError
+from .checks import check_int
+from .errors import CacheError, InvalidArgumentError
 
 __all__ = ["CacheStats", "EmbeddingCache", "text_key"]
 
@@ -90,11 +91,7 @@ class EmbeddingCache:
     def __init__(
         self, max_bytes: int = DEFAULT_MAX_BYTES, path: str | os.PathLike[str] | None = None
     ) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-            raise InvalidArgumentTypeError(f"max_bytes must be an int, got {max_bytes!r}")
-        if max_bytes < 0:
-            raise InvalidArgumentError(f"max_bytes must be >= 0, got {max_bytes}")
-        self.max_bytes = max_bytes
+        self.max_bytes = check_int(max_bytes, "max_bytes", minimum=0)
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, FloatArray] = OrderedDict()

@@ -28,9 +28,9 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Encoding
 
-from .checks import check_query
+from .checks import check_int, check_query
 from .config import ColBERTConfig
-from .errors import InvalidArgumentError, InvalidArgumentTypeError, ModelOutputError
+from .errors import InvalidArgumentTypeError, ModelOutputError
 from .tokenization import MARKER_INDEX, ColBERTTokenizer
 
 FloatArray = npt.NDArray[np.float32]
@@ -259,10 +259,7 @@ def top_spans(explanation: Explanation, n: int = 5) -> list[dict[str, Any]]:
     ``{"start", "end", "text", "similarity", "query_token"}``. Special tokens (no span) are
     left out.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise InvalidArgumentTypeError(f"n must be a positive integer, got {n!r}")
-    if n < 1:
-        raise InvalidArgumentError(f"n must be >= 1, got {n}")
+    n = check_int(n, "n")
     best = _best_by_span(explanation.matches)
     ranked = sorted(best.values(), key=lambda m: (-m.similarity, m.start))
     return [

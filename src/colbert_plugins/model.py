@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .cache import EmbeddingCache, text_key
-from .checks import check_query
+from .checks import check_int, check_optional_int, check_query, check_texts
 from .config import ColBERTConfig
 from .errors import (
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     ModelLoadError,
     ModelOutputError,
@@ -81,7 +80,7 @@ class ColBERT:
         self.encoder = encoder
         self.name = name
         self.files = files
-        self.max_batch_tokens = _positive_int(max_batch_tokens, "max_batch_tokens")
+        self.max_batch_tokens = check_int(max_batch_tokens, "max_batch_tokens")
         self.cache = _make_cache(cache)
         self._model_key: str | None = None
 
@@ -215,8 +214,8 @@ class ColBERT:
         Like documents, they are batched by similar length under the ``max_batch_tokens``
         budget.
         """
-        texts = _check_texts(texts, "texts")
-        batch_size = _positive_int(batch_size, "batch_size")
+        texts = check_texts(texts, "texts")
+        batch_size = check_int(batch_size, "batch_size")
         results: list[FloatArray] = [np.empty((0, 0), np.float32)] * len(texts)
         rows = self.tokenizer.query_rows(texts)
         widths = [self.tokenizer.query_width(row) for row in rows]
@@ -236,8 +235,8 @@ class ColBERT:
         length, and the vectors of padding and skiplist (punctuation) tokens are dropped.
         Documents already in the cache are not encoded again; repeated texts are encoded once.
         """
-        texts = _check_texts(texts, "texts")
-        batch_size = _positive_int(batch_size, "batch_size")
+        texts = check_texts(texts, "texts")
+        batch_size = check_int(batch_size, "batch_size")
         vectors = self._document_vectors(texts, batch_size, show_progress)
         # Cached arrays are read-only and repeated texts share one array: hand the caller
         # its own copies.
@@ -365,8 +364,8 @@ class ColBERT:
                 ``long_documents="windows"``).
         """
         query = check_query(query)
-        documents = _check_texts(documents, "documents")
-        batch_size = _positive_int(batch_size, "batch_size")
+        documents = check_texts(documents, "documents")
+        batch_size = check_int(batch_size, "batch_size")
         if not documents:
             return np.zeros(0, dtype=np.float32)
         query_vectors = self.encode_queries([query])[0]
@@ -405,7 +404,7 @@ class ColBERT:
         """
         top_n = check_top_n(top_n)
         query = check_query(query)
-        documents = _check_texts(documents, "documents")
+        documents = check_texts(documents, "documents")
         scores = self.score(query, documents, show_progress=show_progress)
         return [
             RerankResult(int(i), float(scores[i]), documents[i]) for i in rank_order(scores, top_n)
@@ -465,9 +464,7 @@ def rank_order(scores: FloatArray, top_n: int | None = None) -> list[int]:
 
 def check_top_n(top_n: int | None, name: str = "top_n") -> int | None:
     """Validate a ``top_n`` argument: None or a positive integer."""
-    if top_n is None:
-        return None
-    return _positive_int(top_n, name)
+    return check_optional_int(top_n, name)
 
 
 def _make_cache(cache: EmbeddingCache | bool | None) -> EmbeddingCache | None:
@@ -497,38 +494,6 @@ def _model_key(model: ColBERT) -> str:
         settings += (cfg.family, cfg.lowercase, cfg.document_prompt)
     parts = (graph_fingerprint(model.encoder.path), model.tokenizer.fingerprint, repr(settings))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _check_text(text: Any, name: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidArgumentTypeError(f"{name} must be a str, got {type(text).__name__}")
-    return text
-
-
-def _check_texts(texts: Any, name: str) -> list[str]:
-    """A new list of the texts; raises TypeError naming the argument and the bad item."""
-    if isinstance(texts, str | bytes):
-        raise InvalidArgumentTypeError(
-            f"{name} must be a list of strings, not a single {type(texts).__name__}; "
-            f"wrap it in a list: [{name[:-1] if name.endswith('s') else name}]"
-        )
-    if not isinstance(texts, Iterable):
-        raise InvalidArgumentTypeError(
-            f"{name} must be a list of strings, got {type(texts).__name__}"
-        )
-    items = list(texts)
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InvalidArgumentTypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
-    return items
 
 
 def _pad(rows: Sequence[IdArray], pad_id: int) -> tuple[IdArray, IdArray]:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .checks import check_int
 from .errors import (
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     ModelLoadError,
     ModelOutputError,
@@ -101,9 +101,7 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
-            options.intra_op_num_threads = threads
+            options.intra_op_num_threads = check_int(threads, "threads")
             options.inter_op_num_threads = 1
         chosen = check_providers(providers, cpu_fallback=cpu_fallback)
         try:

@@ -41,7 +41,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import InvalidArgumentError, MissingDependencyError, ModelLoadError
+from .checks import missing_dependency
+from .errors import InvalidArgumentError, ModelLoadError
 
 __all__ = ["cache_root", "gelu_fed_matmuls", "graph_fingerprint", "prepare_graph"]
 
@@ -203,9 +204,7 @@ def _ort_version() -> str:
 
 def _require(module: str, feature: str) -> None:
     if importlib.util.find_spec(module) is None:
-        raise MissingDependencyError(
-            f"{feature} needs the '{module}' package: pip install \"colbert-plugins[optimize]\""
-        )
+        raise missing_dependency(module, extra="optimize", feature=feature)
 
 
 def _heads_and_hidden(cfg: Mapping[str, Any]) -> tuple[int, int]:

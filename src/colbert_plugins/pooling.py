@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .checks import check_int
 from .errors import InvalidArgumentError, InvalidArgumentTypeError
 
 __all__ = [
@@ -137,13 +138,13 @@ class Muvera:
         *,
         fill_empty: bool = True,
     ) -> None:
-        self.dim = _int_at_least(dim, "dim", 1)
-        self.k_sim = _int_at_least(k_sim, "k_sim", 0)
+        self.dim = check_int(dim, "dim", minimum=1)
+        self.k_sim = check_int(k_sim, "k_sim", minimum=0)
         if self.k_sim > _MAX_K_SIM:
             raise InvalidArgumentError(f"k_sim must be <= {_MAX_K_SIM}, got {self.k_sim}")
-        self.d_proj = None if d_proj is None else _int_at_least(d_proj, "d_proj", 1)
-        self.r_reps = _int_at_least(r_reps, "r_reps", 1)
-        self.seed = _int_at_least(seed, "seed", 0)
+        self.d_proj = None if d_proj is None else check_int(d_proj, "d_proj", minimum=1)
+        self.r_reps = check_int(r_reps, "r_reps", minimum=1)
+        self.seed = check_int(seed, "seed", minimum=0)
         if not isinstance(fill_empty, bool):
             raise InvalidArgumentTypeError(f"fill_empty must be True or False, got {fill_empty!r}")
         self.fill_empty = fill_empty
@@ -249,11 +250,3 @@ def _as_matrix(vectors: Any, name: str) -> FloatArray:
             f"{name} must be a 2-D [n_tokens, dim] array, got shape {array.shape}"
         )
     return array
-
-
-def _int_at_least(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgumentTypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)

@@ -336,3 +336,38 @@ def test_console_script_usage_error() -> None:
     )
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, "--model")
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["encode", "--help"], ["documents per batch (default: 32)", "(default: auto)"]),
+        (["serve", "--help"], ["(default: 1000)", "(default: 256)"]),
+        (["index", "add", "--help"], ["documents per encoder call (default: 32)"]),
+        (["index", "search", "--help"], ["number of results (default: 10)"]),
+    ],
+)
+def test_help_shows_defaults(
+    argv: list[str], shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    for text in shown:
+        assert text in flat, out
+    assert "(default: None)" not in flat and "(default: False)" not in flat
+
+
+def test_help_never_shows_the_api_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLBERT_PLUGINS_API_KEY", "s3cret-key")
+    code, out, _ = run(["serve", "--help"], capsys)
+    assert code == 0 and "s3cret-key" not in out
+
+
+@pytest.mark.parametrize("argv", [["index", "search", "DIR", "--query", "x", "--k", "0"]])
+def test_index_counts_are_positive(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert_one_error_line(err, "--k", "expected a positive integer")

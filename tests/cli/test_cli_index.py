@@ -169,3 +169,20 @@ def test_a_model_mismatch_names_the_setting_and_the_flag(
     line = one_error_line(capsys.readouterr().err, "document_length (index 12, this model")
     assert "Leave out --model" in line and "check_model_key" not in line
     assert "the ONNX graph" not in line and "the tokenizer" not in line
+
+
+def test_add_reads_files_as_rerank_does(
+    tmp_path: pathlib.Path, tiny_model_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``index add`` and ``rerank`` share one reader: a file that is not UTF-8 is one error
+    line (exit 1) for both, before any model is loaded or index created."""
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    index = tmp_path / "idx"
+    for argv in (
+        ["index", "add", str(index), str(bad), "--model", str(tiny_model_dir)],
+        ["rerank", "--model", str(tiny_model_dir), "--query", "coffee", str(bad)],
+    ):
+        assert main(argv) == 1
+        one_error_line(capsys.readouterr().err, "latin1.txt", "not UTF-8")
+    assert not index.exists()

@@ -8,17 +8,8 @@ import statistics
 import time
 from typing import Any
 
-from .common import (
-    Parents,
-    load_model,
-    positive,
-    progress,
-)
-from .input import (
-    InputError,
-    generated_documents,
-    read_documents,
-)
+from .common import Parents, command, load_model, positive, progress
+from .input import InputError, generated_documents, read_documents
 
 _BENCH_QUERY = (
     "what similarity laws must be obeyed when constructing aeroelastic models of heated high "
@@ -28,23 +19,23 @@ _BENCH_QUERY = (
 
 def add_parser(sub: Any, parents: Parents) -> None:
     """Register ``bench`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    p = command(
+        sub,
         "bench",
-        parents=[parents.loading, parents.quiet],
-        help="quick speed check: encoding throughput and rerank latency",
-        description=(
+        _cmd_bench,
+        [parents.loading, parents.quiet],
+        "quick speed check: encoding throughput and rerank latency",
+        (
             "Encode N documents (from --corpus or generated Cranfield-like text) and time a "
             "rerank of one query against 100 of them, cold (empty cache) and warm."
         ),
     )
-    p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     p.add_argument("--docs", type=positive, default=100, help="documents to encode")
     p.add_argument("--corpus", help="documents to use (text lines or JSON Lines)")
     p.add_argument("--field", help="JSON Lines text field")
     p.add_argument("--query", default=_BENCH_QUERY, help="the rerank query")
     p.add_argument("--repeat", type=positive, default=5, help="warm rerank repetitions")
     p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(handler=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

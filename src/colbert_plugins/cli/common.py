@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ..config import LONG_DOCUMENT_MODES
-from .input import (
-    DEFAULT_FIELDS,
-    UsageError,
-)
+from .input import DEFAULT_FIELDS, UsageError
 
 PROG = "colbert-plugins"
 
@@ -21,9 +19,57 @@ PROG = "colbert-plugins"
 _PREVIEW = 100
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default, unless it has none (None, False) or the help
+    text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`UsageError` (one line, exit 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+MODEL_HELP = "model directory or Hugging Face repo id"
+
+
+def command(
+    sub: Any,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    parents: list[argparse.ArgumentParser],
+    help: str,
+    description: str,
+    *,
+    model: bool = True,
+) -> argparse.ArgumentParser:
+    """Register the command ``name`` run by ``handler``, with a required ``--model`` unless
+    ``model=False``; returns its parser for the command's own options."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, parents=parents, help=help, description=description
+    )
+    if model:
+        parser.add_argument("--model", required=True, help=MODEL_HELP)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def load_model(args: argparse.Namespace, *, cache: Any) -> Any:
@@ -47,22 +93,22 @@ def load_model(args: argparse.Namespace, *, cache: Any) -> Any:
 
 
 def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    """argparse type: an integer >= 1."""
+    return _integer(text, "a positive integer", 1, None)
 
 
 def port(text: str) -> int:
+    """argparse type: a TCP port number."""
+    return _integer(text, "a port number from 1 to 65535", 1, 65535)
+
+
+def _integer(text: str, what: str, minimum: int, maximum: int | None) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 

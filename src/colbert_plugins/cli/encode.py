@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,39 +13,29 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .common import (
-    Parents,
-    load_model,
-    note,
-    positive,
-    progress,
-)
-from .input import (
-    InputError,
-    UsageError,
-    display_name,
-    read_documents,
-)
+from ..files import replace_directory, sibling_directory
+from .common import Parents, command, load_model, note, positive, progress
+from .input import InputError, UsageError, display_name, read_documents
 
 
 def add_parser(sub: Any, parents: Parents) -> None:
     """Register ``encode`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    p = command(
+        sub,
         "encode",
-        parents=[parents.loading, parents.inputs, parents.quiet],
-        help="write document embeddings to a directory (and fill the cache)",
-        description=(
+        _cmd_encode,
+        [parents.loading, parents.inputs, parents.quiet],
+        "write document embeddings to a directory (and fill the cache)",
+        (
             "Encode the documents of FILE into DIR: embeddings.npy (all vectors, float32), "
             "offsets.npy (document i is rows offsets[i]:offsets[i+1]) and manifest.json. "
             "DIR is written atomically."
         ),
     )
-    p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--cache-path", help="SQLite embedding cache to read and fill")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.add_argument("--batch-size", type=positive, default=32, help="documents per batch")
-    p.set_defaults(handler=_cmd_encode)
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
@@ -111,27 +99,17 @@ def _write_atomically(
     manifest: dict[str, Any],
     overwrite: bool,
 ) -> None:
-    """Write into a temporary sibling directory, then rename it into place."""
+    """Write into a new sibling directory, then rename it into place."""
     out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old: Path | None = None
+    staged = sibling_directory(out)
     try:
-        np.save(tmp / "embeddings.npy", embeddings)
-        np.save(tmp / "offsets.npy", offsets)
-        (tmp / "manifest.json").write_text(
+        np.save(staged / "embeddings.npy", embeddings)
+        np.save(staged / "offsets.npy", offsets)
+        (staged / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         _check_output(out, overwrite)  # again: something may have appeared meanwhile
-        if out.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
+        replace_directory(staged, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():  # put the previous output back
-            os.replace(old / out.name, out)
+        shutil.rmtree(staged, ignore_errors=True)
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

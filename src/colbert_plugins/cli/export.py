@@ -6,29 +6,28 @@ import argparse
 from typing import Any
 
 from ..errors import ColBERTError
-from .common import (
-    Parents,
-    note,
-)
+from .common import Parents, command, note
 
 
 def add_parser(sub: Any, parents: Parents) -> None:
     """Register ``export`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    p = command(
+        sub,
         "export",
-        parents=[parents.quiet],
-        help="export a PyLate checkpoint to a verified ONNX directory (needs the export extra)",
-        description=(
+        _cmd_export,
+        [parents.quiet],
+        "export a PyLate checkpoint to a verified ONNX directory (needs the export extra)",
+        (
             "Export a PyLate or Stanford colbert-ai checkpoint to an ONNX model directory, then "
             "check it against PyLate and refuse it if it differs. Needs PyTorch and PyLate: "
             "pip install 'colbert-plugins[export]'."
         ),
+        model=False,
     )
     p.add_argument("model", metavar="MODEL", help="PyLate model directory or Hugging Face repo id")
     p.add_argument("out", metavar="OUT", help="output directory")
     p.add_argument("--int8", action="store_true", help="also write model_int8.onnx")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    p.set_defaults(handler=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -27,12 +27,10 @@ from typing import Any
 
 from ..checks import check_query
 from ..errors import MissingDependencyError
-from .input import InputError, UsageError, display_name
+from .common import positive
+from .input import InputError, UsageError, display_name, read_documents
 
 __all__ = ["add_index_parser"]
-
-_ID_FIELDS = ("_id", "id", "doc_id")
-_TEXT_FIELDS = ("text", "page_content", "content")
 
 
 def add_index_parser(
@@ -58,7 +56,7 @@ def add_index_parser(
     )
     p.add_argument("file", metavar="FILE", help="text lines or JSON Lines; - for stdin")
     p.add_argument("--field", help="JSON Lines text field (default: text, page_content, content)")
-    p.add_argument("--batch-size", type=int, default=32, help="documents per encoder call")
+    p.add_argument("--batch-size", type=positive, default=32, help="documents per encoder call")
     p.add_argument(
         "--no-originals",
         action="store_true",
@@ -69,7 +67,7 @@ def add_index_parser(
 
     p = commands.add_parser("search", parents=[common, loading, quiet], help="search the index")
     p.add_argument("--query", required=True, help="the query text")
-    p.add_argument("--k", type=int, default=10, help="number of results")
+    p.add_argument("--k", type=positive, default=10, help="number of results")
     p.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"source": "a.pdf"}\'')
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.set_defaults(handler=_cmd_search)
@@ -152,33 +150,11 @@ def _open(args: argparse.Namespace, manifest: dict[str, Any] | None) -> Any:
 
 
 def _read(path: str, field: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    raw = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    lines = [(n, line) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+    """Texts, ids (the document's own, else ``FILE:LINE``) and metadata (the other fields)."""
+    docs = read_documents(path, field=field)
     name = display_name(path)
-    texts: list[str] = []
-    ids: list[str] = []
-    metas: list[dict[str, Any]] = []
-    jsonl = bool(lines) and lines[0][1].lstrip().startswith("{")
-    for number, line in lines:
-        if not jsonl:
-            texts.append(line.strip())
-            ids.append(f"{name}:{number}")
-            metas.append({})
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}:{number}: invalid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise InputError(f"{name}:{number}: expected a JSON object")
-        text_field = field or next((f for f in _TEXT_FIELDS if f in record), None)
-        if text_field is None or not isinstance(record.get(text_field), str):
-            raise InputError(f"{name}:{number}: no text field; choose it with --field")
-        id_field = next((f for f in _ID_FIELDS if f in record), None)
-        texts.append(record[text_field])
-        ids.append(str(record[id_field]) if id_field else f"{name}:{number}")
-        metas.append({k: v for k, v in record.items() if k not in (text_field, id_field)})
-    return texts, ids, metas
+    ids = [doc.id if doc.id is not None else f"{name}:{doc.line}" for doc in docs]
+    return [doc.text for doc in docs], ids, [dict(doc.metadata) for doc in docs]
 
 
 def _cmd_add(args: argparse.Namespace) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +41,13 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class Document:
-    """One input document: its text and, for JSON Lines input, its id if it has one."""
+    """One input document: its text; for JSON Lines input, its id if it has one and its other
+    fields (``metadata``); ``line``, its line number in the file (1-based)."""
 
     text: str
     id: str | None = None
+    line: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def read_documents(path: str, *, field: str | None = None, fmt: str = "auto") -> list[Document]:
@@ -70,7 +74,7 @@ def read_documents(path: str, *, field: str | None = None, fmt: str = "auto") ->
     if fmt == "text":
         if field is not None:
             raise UsageError("--field applies to JSON Lines input only")
-        return [Document(line.strip()) for line in lines if line.strip()]
+        return [Document(line.strip(), line=n) for n, line in enumerate(lines, 1) if line.strip()]
     fields = (field,) if field else DEFAULT_FIELDS
     docs = []
     for number, line in enumerate(lines, 1):
@@ -89,8 +93,10 @@ def read_documents(path: str, *, field: str | None = None, fmt: str = "auto") ->
             raise InputError(f"{where}: no {tried} field; choose the text field with --field")
         if not isinstance(record[name], str):
             raise InputError(f"{where}: field {name!r} is not a string")
-        doc_id = next((record[f] for f in ID_FIELDS if f in record), None)
-        docs.append(Document(record[name], None if doc_id is None else str(doc_id)))
+        id_field = next((f for f in ID_FIELDS if f in record), None)
+        doc_id = None if id_field is None else str(record[id_field])
+        metadata = {k: v for k, v in record.items() if k not in (name, id_field)}
+        docs.append(Document(record[name], doc_id, number, metadata))
     return docs
 
 

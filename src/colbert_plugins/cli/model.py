@@ -8,38 +8,36 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .common import (
-    Parents,
-    load_model,
-    note,
-    sha256,
-    size,
-)
+from .common import MODEL_HELP, Parents, command, load_model, note, sha256, size
 
 
 def add_parser(sub: Any, parents: Parents) -> None:
-    """Register ``model`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    """Register ``download`` and ``info`` on the main parser's subcommands."""
+    p = command(
+        sub,
         "download",
-        parents=[parents.quiet],
-        help="fetch a model's files into the Hugging Face cache",
-        description="Fetch the files a ColBERT ONNX model needs into the Hugging Face cache.",
+        _cmd_download,
+        [parents.quiet],
+        "fetch a model's files into the Hugging Face cache",
+        "Fetch the files a ColBERT ONNX model needs into the Hugging Face cache.",
+        model=False,
     )
     p.add_argument("model", metavar="MODEL", help="Hugging Face repo id")
     p.add_argument("--revision", help="hub branch, tag or commit")
     p.add_argument("--cache-dir", help="Hugging Face cache directory")
     p.add_argument("--model-file", help="the ONNX graph's path inside the repo")
-    p.set_defaults(handler=_cmd_download)
 
-    p = sub.add_parser(
+    p = command(
+        sub,
         "info",
-        parents=[parents.loading, parents.quiet],
-        help="show a model's resolved configuration and files",
-        description="Show the resolved ColBERT settings, the graph and the files of a model.",
+        _cmd_info,
+        [parents.loading, parents.quiet],
+        "show a model's resolved configuration and files",
+        "Show the resolved ColBERT settings, the graph and the files of a model.",
+        model=False,
     )
-    p.add_argument("model", metavar="MODEL", help="model directory or Hugging Face repo id")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(handler=_cmd_info)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:

@@ -8,36 +8,26 @@ import sys
 from typing import Any
 
 from ..checks import check_query
-from .common import (
-    Parents,
-    load_model,
-    positive,
-    preview,
-    progress,
-)
-from .input import (
-    InputError,
-    display_name,
-    read_documents,
-)
+from .common import Parents, command, load_model, positive, preview, progress
+from .input import InputError, display_name, read_documents
 
 
 def add_parser(sub: Any, parents: Parents) -> None:
     """Register ``rerank`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    p = command(
+        sub,
         "rerank",
-        parents=[parents.loading, parents.inputs, parents.quiet],
-        help="rank the documents of FILE for a query",
-        description="Rank the documents of FILE for a query, best first.",
+        _cmd_rerank,
+        [parents.loading, parents.inputs, parents.quiet],
+        "rank the documents of FILE for a query",
+        "Rank the documents of FILE for a query, best first.",
     )
-    p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     p.add_argument("--query", required=True, help="the query text")
     p.add_argument("--top-n", type=positive, help="print only the best N")
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.add_argument(
         "--explain", action="store_true", help="also show the best-matching spans of each result"
     )
-    p.set_defaults(handler=_cmd_rerank)
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:

@@ -6,23 +6,19 @@ import argparse
 import os
 from typing import Any
 
-from .common import (
-    Parents,
-    load_model,
-    port,
-    positive,
-)
+from .common import Parents, command, load_model, port, positive
 
 
 def add_parser(sub: Any, parents: Parents) -> None:
     """Register ``serve`` on the main parser's subcommands."""
-    p = sub.add_parser(
+    p = command(
+        sub,
         "serve",
-        parents=[parents.loading, parents.quiet],
-        help="serve the Cohere/Jina /v1/rerank and TEI /rerank APIs over HTTP",
-        description="Serve the model over HTTP (needs the server extra); see the README.",
+        _cmd_serve,
+        [parents.loading, parents.quiet],
+        "serve the Cohere/Jina /v1/rerank and TEI /rerank APIs over HTTP",
+        "Serve the model over HTTP (needs the server extra); see the README.",
     )
-    p.add_argument("--model", required=True, help="model directory or Hugging Face repo id")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1-65535 (default 8000)")
     p.add_argument(
@@ -40,7 +36,6 @@ def add_parser(sub: Any, parents: Parents) -> None:
     p.add_argument("--max-queue", type=positive, default=256, help="waiting requests (503)")
     p.add_argument("--max-batch-documents", type=positive, default=512, help="per model call")
     p.add_argument("--cache-path", help="SQLite document cache kept across restarts")
-    p.set_defaults(handler=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

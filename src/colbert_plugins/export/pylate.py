@@ -7,7 +7,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ColBERTError, InvalidArgumentError, MissingDependencyError
+from ..files import replace_directory, sibling_directory
 from .parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
 
 __all__ = [
@@ -131,7 +131,7 @@ def export_model(
     _check_target(target, force)
     colbert = _load_pylate(pylate_models, model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(target, ".tmp")
+    tmp = sibling_directory(target)
     try:
         exporter = _write_graph(torch, colbert, model, tmp)
         _write_tokenizer(colbert, tmp)
@@ -146,7 +146,8 @@ def export_model(
             report = _verify(tmp, reference, atol)
         _write_report(tmp, model, exporter, report)
         files = sorted(p.name for p in tmp.iterdir())
-        _replace(tmp, target, force)
+        _check_target(target, force)  # again: something may have appeared meanwhile
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -561,35 +562,7 @@ def _write_report(directory: Path, model: str, exporter: str, report: ParityRepo
     (directory / "export_report.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _replace(tmp: Path, target: Path, force: bool) -> None:
-    _check_target(target, force)  # again: something may have appeared meanwhile
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / target.name)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            os.replace(old / target.name, target)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _sibling(target: Path, suffix: str) -> Path:
-    """A new empty directory beside ``target``, with the mode ``mkdir`` gives (the user's
-    umask; ``tempfile.mkdtemp`` makes 0700 directories, which become the output itself)."""
-    while True:
-        path = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
 
 
 def _uses_token_type_ids(colbert: Any) -> bool:
