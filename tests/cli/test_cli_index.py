@@ -186,3 +186,41 @@ def test_add_reads_files_as_rerank_does(
         assert main(argv) == 1
         one_error_line(capsys.readouterr().err, "latin1.txt", "not UTF-8")
     assert not index.exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_add_shows_progress_on_a_terminal_unless_quiet(
+    quiet: bool,
+    tiny_model_dir: pathlib.Path,
+    docs: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a terminal, ``index add`` reports the encoding, then the build's stages; ``-q``
+    silences all of it."""
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as if stderr were a terminal
+    argv = ["index", "add", str(tmp_path / "idx"), str(docs), "--model", str(tiny_model_dir)]
+    assert main(argv + (["-q"] if quiet else [])) == 0
+    err = capsys.readouterr().err
+    if quiet:
+        assert err == ""
+    else:
+        for stage in ("Encoding documents", "Training centroids", "Compressing documents"):
+            assert stage in err, err
+        assert "added 3 documents" in err
+
+
+def test_add_shows_no_progress_when_stderr_is_not_a_terminal(
+    tiny_model_dir: pathlib.Path,
+    docs: pathlib.Path,
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("faiss")
+    argv = ["index", "add", str(tmp_path / "idx"), str(docs), "--model", str(tiny_model_dir)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Encoding" not in err and "\r" not in err
+    assert err.strip().splitlines() == [f"added 3 documents; 3 in {tmp_path / 'idx'}"]

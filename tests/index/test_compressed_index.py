@@ -985,3 +985,39 @@ def test_reader_survives_a_compaction_that_removes_its_files(index: CompressedIn
     assert len(hits) == 5 and all(h.text for h in hits)
     assert reader.get(["d1"])[0].metadata == {"g": 1}
     assert "d1" not in CompressedIndex(index.model, index.path)
+
+
+def test_a_small_build_prints_nothing_on_stderr(
+    tiny_model: ColBERT, tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """faiss writes its warnings to file descriptor 2 ("WARNING clustering N points to K
+    centroids: please provide at least ..."), which a small build must not trigger: an
+    index of a few documents, and a codec at 128 dimensions trained on ~50 passages' vectors
+    (fewer residuals than faiss's 39 per codebook entry)."""
+    capfd.readouterr()
+    idx = CompressedIndex(tiny_model, tmp_path / "idx")
+    idx.add(random_texts(30), ids=[f"d{i}" for i in range(30)])
+    assert len(idx) == 30
+    for tokens, k in [(5_430, 135), (300, 8), (40, 1)]:
+        vectors = _clustered(tokens, 128, 40, seed=tokens)
+        codec = ResidualCodec.train(vectors, k, 2)
+        ids, codes = codec.encode(vectors)
+        assert len(ids) == len(codes) == tokens
+    err = capfd.readouterr().err
+    assert "WARNING" not in err and "please provide" not in err, err
+
+
+def test_a_small_codec_trains_in_time_proportional_to_its_size() -> None:
+    """200 passages' worth of vectors (22,400 at 128 dims, 560 centroids, as
+    CompressedIndex trains them): the codebooks used to take 20-30 s here (faiss's per-point
+    distance loop below 32,000 residuals, and the 65,536-residual sample of a large index);
+    about 1 s now. The bound is generous for a loaded machine."""
+    vectors = _clustered(22_400, 128, 600, seed=3)
+    start = time.perf_counter()
+    codec = ResidualCodec.train(vectors, 560, 2)
+    codec.encode(vectors)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 10.0, f"training and encoding took {elapsed:.1f} s"
+    decoded = codec.decode(*codec.encode(vectors[:2000]))
+    # and it still compresses well: decoded vectors near the originals
+    assert float(np.mean(np.sum(decoded * vectors[:2000], axis=1))) > 0.9

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..checks import check_query
 from ..errors import MissingDependencyError
-from .common import positive
+from .common import positive, progress
 from .input import InputError, UsageError, display_name, read_documents
 
 __all__ = ["add_index_parser"]
@@ -172,7 +172,13 @@ def _cmd_add(args: argparse.Namespace) -> int:
         )
     texts, ids, metas = _read(args.file, args.field)
     index = _open(args, manifest)
-    index.add(texts, ids=ids, metadatas=metas, batch_size=args.batch_size)
+    index.add(
+        texts,
+        ids=ids,
+        metadatas=metas,
+        batch_size=args.batch_size,
+        show_progress=progress(args),
+    )
     if not args.quiet:
         print(f"added {len(ids)} documents; {len(index)} in {args.path}", file=sys.stderr)
     return 0

@@ -535,7 +535,7 @@ class CompressedIndex(ColBERTIndex):
                 yield part, vectors
                 start += size
 
-        self._write(id_list, lines, metas, chunks())
+        self._write(id_list, lines, metas, chunks(), show_progress=show_progress)
         return id_list
 
     def _upsert(
@@ -574,9 +574,11 @@ class CompressedIndex(ColBERTIndex):
         lines: list[bytes],
         metadatas: list[dict[str, Any]],
         chunks: Iterator[tuple[slice, list[FloatArray]]],
+        *,
+        show_progress: bool = False,
     ) -> None:
         dim = self.model.dim
-        with self._writing() as snap:
+        with self._writing() as snap, _BuildProgress(show_progress, len(ids)) as progress:
             writer: SegmentWriter | None = None
             codec, codec_info = snap.codec, snap.codec_info
             try:
@@ -596,7 +598,9 @@ class CompressedIndex(ColBERTIndex):
                     if codec is None:
                         # Centroids for the whole call's documents, estimated from this chunk.
                         expected = len(flat) * len(ids) / max(1, len(vectors))
+                        progress.stage("Training centroids")
                         codec = self._train(flat, expected_tokens=int(expected))
+                        progress.stage("Compressing documents")
                         codec_info = {
                             "name": save_codec(self.path, codec),
                             "ncentroids": len(codec.centroids),
@@ -620,6 +624,7 @@ class CompressedIndex(ColBERTIndex):
                         lengths,
                         flat if self._originals else None,
                     )
+                    progress.update(len(vectors))
                 if writer is None or codec is None or codec_info is None:
                     return
                 new_info = writer.finish()
@@ -954,6 +959,44 @@ def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> bytes:
     return json.dumps(
         {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+class _BuildProgress:
+    """A progress bar over the documents compressed and written by one commit (shown only
+    when asked; tqdm comes with huggingface_hub), whose label names the stage: training the
+    centroids, then compressing."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self._show, self._total = show, total
+        self._bar: Any = None
+
+    def __enter__(self) -> _BuildProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def stage(self, label: str) -> None:
+        if not self._show:
+            return
+        if self._bar is None:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with huggingface_hub
+                logger.info("%s", label)
+                return
+            self._bar = tqdm(total=self._total, unit="doc", desc=label)
+        else:
+            self._bar.set_description(label)
+
+    def update(self, documents: int) -> None:
+        if not self._show:
+            return
+        if self._bar is None:
+            self.stage("Compressing documents")
+        if self._bar is not None:
+            self._bar.update(documents)
 
 
 @contextlib.contextmanager
