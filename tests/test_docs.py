@@ -16,8 +16,9 @@ The rules (also in docs/development.md, "How the documentation is tested"):
 - A code block that cannot run here (GPU, the hub, PyTorch, a server on a fixed port) is marked
   by ``<!-- not run: REASON -->`` on the line just before its fence; the reason is required.
 - ``json`` blocks must parse; ``text`` blocks (output, layouts) are not code.
-- ``docs/cli.md`` names every command and option of the real parser, and relative links in
-  README.md point at files (and headings) that exist.
+- ``docs/cli.md`` names every command and option of the real parser, README.md's dependency
+  table every requirement of ``pyproject.toml`` (core and runtime extras), and relative links
+  in README.md point at files (and headings) that exist.
 """
 
 from __future__ import annotations
@@ -350,3 +351,32 @@ def test_slug_matches_mkdocs() -> None:
     )
     assert slug("Exact: InMemoryIndex") == "exact-inmemoryindex"
     assert slug("Retrieval quality (trained model)") == "retrieval-quality-trained-model"
+
+
+def test_readme_says_what_each_dependency_is_for() -> None:
+    """Every requirement of the core and of each runtime extra is named in README's table."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    missing = [
+        name
+        for name in (Requirement(r).name for r in project["dependencies"])
+        if not any(row.startswith(f"| `{name}` |") for row in rows)
+    ]
+    for extra, requirements in project["optional-dependencies"].items():
+        row = next((r for r in rows if re.search(rf"extras? [^|]*`{re.escape(extra)}`", r)), None)
+        if row is None:
+            missing.append(f"extra {extra}")
+            continue
+        for requirement in map(Requirement, requirements):
+            if requirement.name != project["name"] and f"`{requirement.name}`" not in row:
+                if extra in {"bench", "test", "dev", "examples"}:
+                    continue  # these rows say what the extra is, not each package
+                missing.append(f"{requirement.name} (extra {extra})")
+    assert not missing, f"README.md's dependency table does not say what these are for: {missing}"
