@@ -219,7 +219,7 @@ def test_fields_and_serialization(tiny_model: ColBERT, tiny_model_dir: pathlib.P
     assert (reranker.top_n, reranker.keep_retrieval_score, reranker.normalize_scores) == (
         3,
         False,
-        False,
+        None,  # the model's own setting
     )
     assert reranker.metadata_mode is MetadataMode.EMBED
     assert reranker.colbert is tiny_model
