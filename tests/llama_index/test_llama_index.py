@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -149,21 +148,6 @@ def recorder() -> Iterator[EventRecorder]:
         yield handler
     finally:
         root.event_handlers.remove(handler)
-
-
-@pytest.fixture
-def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Count calls of ColBERT.from_pretrained (slowed down to widen any race)."""
-    calls: list[tuple[Any, ...]] = []
-    original = ColBERT.from_pretrained
-
-    def counting(*args: Any, **kwargs: Any) -> ColBERT:
-        calls.append((args, kwargs))
-        time.sleep(0.05)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(ColBERT, "from_pretrained", counting)
-    return calls
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import pathlib
 import pickle
-import time
 from typing import Any
 
 import numpy as np
@@ -29,21 +28,6 @@ TEXTS = [
     "berlin is the capital of germany",
     "london is on the thames",
 ]
-
-
-@pytest.fixture
-def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Record every ColBERT.from_pretrained call (slowed down to widen any race)."""
-    calls: list[tuple[Any, ...]] = []
-    original = ColBERT.from_pretrained
-
-    def counting(*args: Any, **kwargs: Any) -> ColBERT:
-        calls.append((args, kwargs))
-        time.sleep(0.05)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(ColBERT, "from_pretrained", counting)
-    return calls
 
 
 @pytest.fixture(scope="module")
