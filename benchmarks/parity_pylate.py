@@ -25,7 +25,6 @@ document_length) and queries, half from each collection.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import ColBERTError
 from colbert_plugins.export.parity import DEFAULT_ATOL, ParityReport, ReferenceOutputs, check_parity
+from colbert_plugins.files import sha256
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pylate"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -108,14 +108,6 @@ def full_lengths(model: ColBERT, documents: list[str]) -> list[int]:
     return [len(e.ids) + marker for e in whole.encode_batch(prepared)]
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_pylate(checkpoint: Path, threads: int) -> Any:
     """PyLate's ColBERT on the checkpoint (CPU, ``threads`` torch threads)."""
     import torch
@@ -173,8 +165,7 @@ def run_trained(args: argparse.Namespace) -> int:
             )
             report = check_parity(model, reference, atol=args.atol)
             lengths = lengths or full_lengths(model, documents)
-            worst_q = max((c.max_abs_diff for c in report.queries), default=0.0)
-            worst_d = max((c.max_abs_diff for c in report.documents), default=0.0)
+            worst_q, worst_d = report.worst_query_diff, report.worst_document_diff
             print(
                 f"| {label}: {directory} | {report.query_id_mismatches}/{len(report.queries)} "
                 f"| {report.document_id_mismatches}/{len(report.documents)} | {worst_q:.2e} "
@@ -241,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"ERROR {result.error}"
             )
             continue
-        worst_q = max((c.max_abs_diff for c in report.queries), default=0.0)
-        worst_d = max((c.max_abs_diff for c in report.documents), default=0.0)
+        worst_q, worst_d = report.worst_query_diff, report.worst_document_diff
         ranks = f"{sum(report.rankings_identical)}/{len(report.rankings_identical)}"
         print(
             f"{result.name:<22} "

@@ -29,7 +29,6 @@ the speed ratios are meaningful on either (same architecture).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -48,14 +47,6 @@ def _options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"an existing {INT8_FILE} (or the directory holding one) to measure too; repeatable",
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shipped_file(path: str) -> Path:
@@ -90,13 +81,14 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0], _options)
 
     from colbert_plugins import ColBERT
+    from colbert_plugins.files import sha256
 
     source = Path(args.model)
     given = [shipped_file(p) for p in args.shipped]
     notes = []
     for path in given:
         beside = path.parent / "model.onnx"
-        if beside.is_file() and _sha256(beside) != _sha256(source / "model.onnx"):
+        if beside.is_file() and sha256(beside) != sha256(source / "model.onnx"):
             notes.append(
                 f"NOTE: {beside} differs from {source / 'model.onnx'} (the float32 reference "
                 f"here): the agreement of {path} also counts that difference."

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -71,3 +73,19 @@ def hub_offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     yield
+
+
+@pytest.fixture
+def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Record every ColBERT.from_pretrained call as (args, kwargs), slowed down to widen any
+    race between threads that load the same model."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    original = ColBERT.from_pretrained
+
+    def counting(*args: Any, **kwargs: Any) -> ColBERT:
+        calls.append((args, kwargs))
+        time.sleep(0.05)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ColBERT, "from_pretrained", counting)
+    return calls

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import pathlib
 import threading
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from llama_index.core.schema import (
 )
 from pydantic import ValidationError
 
+import corpus
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.index import InMemoryIndex, UnknownIdError
@@ -40,18 +40,11 @@ from colbert_plugins.index.qdrant import QdrantIndex
 from colbert_plugins.langchain.retriever import RELEVANCE_SCORE_KEY
 from colbert_plugins.langchain.retriever import ColBERTRetriever as LCRetriever
 from colbert_plugins.llama_index.retriever import ColBERTRetriever as LIRetriever
+from corpus import QUERY
+from corpus import TEXTS as ALL_TEXTS
 
-QUERY = "what is the capital of france"
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "london is on the thames",
-    "late interaction model",
-]
+TEXTS = ALL_TEXTS[:6]
 IDS = [f"d{i}" for i in range(len(TEXTS))]
-CRANFIELD = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
 
 
 def lc_docs() -> list[Document]:
@@ -73,13 +66,7 @@ def li_nodes() -> list[TextNode]:
 
 
 def cranfield(n: int) -> tuple[list[dict[str, Any]], list[str]]:
-    if not (CRANFIELD / "corpus.jsonl").is_file():
-        pytest.skip(f"Cranfield data not found at {CRANFIELD}")
-    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for _, line in zip(range(n), fh, strict=False)]
-    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as fh:
-        queries = [json.loads(line)["text"] for _, line in zip(range(3), fh, strict=False)]
-    return docs, queries
+    return corpus.cranfield(n, 3)
 
 
 class SearchThreads:

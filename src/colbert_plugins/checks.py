@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 import numpy as np
@@ -136,10 +136,11 @@ def check_items(
     kind: type[T] | tuple[type[Any], ...],
     *,
     label: str | None = None,
-    hint: str = "",
+    hint: str | Callable[[Any], str] = "",
 ) -> list[T]:
     """A new list of ``items`` when it is an iterable (not a single string or item) whose every
-    element is an instance of ``kind``; ``label`` names the kind in messages.
+    element is an instance of ``kind``; ``label`` names the kind in messages, ``hint`` (or
+    ``hint(item)``) ends the message about a wrong item.
 
     >>> check_items(["a", "b"], "texts", str)
     ['a', 'b']
@@ -152,6 +153,10 @@ str; wrap it in a list
     Traceback (most recent call last):
     ...
     colbert_plugins.errors.InvalidArgumentTypeError: texts[1] must be a str, got int
+    >>> check_items([b"a"], "texts", str, hint=lambda item: f" ({len(item)} bytes)")
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.errors.InvalidArgumentTypeError: texts[0] must be a str, got bytes (1 bytes)
     """
     kinds = kind if isinstance(kind, tuple) else (kind,)
     what = label or " or ".join(k.__name__ for k in kinds)
@@ -167,8 +172,9 @@ str; wrap it in a list
     checked = list(items)
     for i, item in enumerate(checked):
         if not isinstance(item, kinds):
+            extra = hint(item) if callable(hint) else hint
             raise InvalidArgumentTypeError(
-                f"{name}[{i}] must be a {what}, got {type(item).__name__}{hint}"
+                f"{name}[{i}] must be a {what}, got {type(item).__name__}{extra}"
             )
     return checked
 

@@ -1,6 +1,6 @@
 """The ColBERT knobs, in one frozen and validated configuration.
 
-Defaults follow Stanford ColBERT (colbert-ai) and fastembed; see the README's "ColBERT
+Defaults follow Stanford ColBERT (colbert-ai) and fastembed; see docs/models.md, "ColBERT
 semantics" section. A model's own files (and the registry of known models) supply values,
 and keyword overrides given to :meth:`colbert_plugins.ColBERT.from_pretrained` win over both.
 """

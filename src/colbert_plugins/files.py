@@ -7,13 +7,14 @@ atomic on POSIX, with the previous directory moved aside first and put back if t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fsync_dir", "fsync_file", "replace_directory", "sibling_directory"]
+__all__ = ["fsync_dir", "fsync_file", "replace_directory", "sha256", "sibling_directory"]
 
 
 def sibling_directory(target: Path, suffix: str = ".tmp") -> Path:
@@ -81,3 +82,18 @@ def fsync_file(fh: Any) -> None:
     """Flush an open file's buffers and the file itself to disk."""
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "f"; _ = path.write_bytes(b"abc")
+    >>> sha256(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -129,7 +129,7 @@ class ColBERT:
             quantize: ``"int8"`` for int8: the model's own ``model_int8.onnx`` when it ships
                 one, else int8 dynamic quantization with our recipe (made once and cached):
                 faster on CPU, slightly different scores (1.24-1.35x and top-10 agreement 0.905
-                with float32 on the proxy model and 2 AVX2 cores; see the README).
+                with float32 on the proxy model and 2 AVX2 cores; see docs/speed.md).
             **overrides: any :class:`ColBERTConfig` field, e.g. ``document_length=180``.
         """
         unknown = sorted(set(overrides) - set(ColBERTConfig.field_names()))

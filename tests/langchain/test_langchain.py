@@ -14,7 +14,6 @@ import pathlib
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -69,21 +68,6 @@ def docs() -> list[Document]:
 @pytest.fixture
 def reranker(tiny_model: ColBERT) -> ColBERTRerank:
     return ColBERTRerank(tiny_model, top_n=3)
-
-
-@pytest.fixture
-def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
-    """Record every ColBERT.from_pretrained call (slowed down to widen any race)."""
-    calls: list[tuple[str, dict[str, Any]]] = []
-    original = ColBERT.from_pretrained
-
-    def counting(name: str, **kwargs: Any) -> ColBERT:
-        calls.append((name, kwargs))
-        time.sleep(0.05)
-        return original(name, **kwargs)
-
-    monkeypatch.setattr(ColBERT, "from_pretrained", counting)
-    return calls
 
 
 # -- module ---------------------------------------------------------------------------------
@@ -460,9 +444,9 @@ def test_lazy_loading_from_a_path_happens_once(
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: reranker.compress_documents(docs, QUERY), range(8)))
     assert len(count_loads) == 1
-    name, kwargs = count_loads[0]
+    (name,), kwargs = count_loads[0]
     assert name == str(tiny_model_dir)
-    assert kwargs == {"normalize_scores": False, "threads": 1, "query_length": 8}
+    assert kwargs == {"threads": 1, "query_length": 8}  # normalize_scores applies per call
     assert all(r == results[0] for r in results)
     assert copy.deepcopy(reranker).colbert is reranker.colbert  # copies share the model
     assert reranker.model_copy().colbert is reranker.colbert
@@ -476,7 +460,7 @@ def test_embeddings_lazy_loading(
     assert count_loads == []
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda t: embeddings.embed_query(t), ["a", "b", "c", "d"]))
-    assert count_loads == [(str(tiny_model_dir), {"query_length": 8})]
+    assert count_loads == [((str(tiny_model_dir),), {"query_length": 8})]
 
 
 def test_one_shared_instance_serves_several_components(
@@ -501,11 +485,27 @@ def test_one_shared_instance_serves_several_components(
 
 def test_normalize_scores_when_loading(tiny_model_dir: pathlib.Path, docs: list[Document]) -> None:
     reranker = ColBERTRerank(tiny_model_dir, top_n=None, normalize_scores=True, query_length=8)
-    assert reranker.colbert.config.normalize_scores is True
+    assert reranker.colbert.config.normalize_scores is False  # applied per call, not loaded
     pairs = reranker.rerank(docs, QUERY)
-    expected = reranker.colbert.rerank(QUERY, TEXTS)  # the model normalizes itself
-    assert [s for _, s in pairs] == pytest.approx([r.score for r in expected], abs=1e-6)
+    raw = reranker.colbert.rerank(QUERY, TEXTS)
+    n = reranker.colbert.encode_queries([QUERY])[0].shape[0]
+    assert [s for _, s in pairs] == pytest.approx([r.score / n for r in raw], abs=1e-6)
     assert all(-1.0 <= s <= 1.0 for _, s in pairs)
+
+
+@pytest.mark.parametrize("normalizing_model", [False, True])
+def test_normalize_scores_three_way(tiny_model_dir: pathlib.Path, normalizing_model: bool) -> None:
+    """None follows the model's own setting; True and False force it either way."""
+    model = ColBERT.from_pretrained(
+        tiny_model_dir, query_length=8, normalize_scores=normalizing_model
+    )
+    n = model.encode_queries([QUERY])[0].shape[0]
+    raw = model.score(QUERY, TEXTS, normalize=False)
+    expected = {None: raw / n if normalizing_model else raw, True: raw / n, False: raw}
+    for setting, want in expected.items():
+        got = ColBERTRerank(model, normalize_scores=setting).score(QUERY, TEXTS)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"normalize_scores={setting}")
+    assert ColBERTRerank(model).normalize_scores is None
 
 
 # -- embeddings -----------------------------------------------------------------------------
@@ -618,3 +618,133 @@ def test_a_normalizing_instance_keeps_its_setting(tiny_model_dir: pathlib.Path) 
     raw_pairs = ColBERTRerank(raw).rerank(TEXTS, QUERY)
     n = raw.encode_queries([QUERY])[0].shape[0]
     assert [s for _, s in pairs] == pytest.approx([s / n for _, s in raw_pairs], abs=1e-6)
+
+
+# -- pydantic contracts: copies use their own settings, share an unchanged model --------------
+
+
+@pytest.fixture(scope="module")
+def long_queries_model(tiny_model_dir: pathlib.Path) -> ColBERT:
+    """The tiny model with other settings (query_length 16): other scores than tiny_model's."""
+    return ColBERT.from_pretrained(tiny_model_dir, query_length=16, threads=1, cache=False)
+
+
+def test_model_copy_with_another_model_scores_with_it(
+    tiny_model: ColBERT, long_queries_model: ColBERT
+) -> None:
+    reranker = ColBERTRerank(tiny_model, top_n=None)
+    before = reranker.score(QUERY, TEXTS)
+    copied = reranker.model_copy(update={"model": long_queries_model})
+    assert copied.colbert is long_queries_model
+    np.testing.assert_allclose(copied.score(QUERY, TEXTS), long_queries_model.score(QUERY, TEXTS))
+    assert not np.allclose(copied.score(QUERY, TEXTS), before)  # the models really differ
+    assert reranker.colbert is tiny_model  # the original keeps its model
+    np.testing.assert_array_equal(reranker.score(QUERY, TEXTS), before)
+    assert copied.model_dump()["model"] == long_queries_model.name  # serializes the name
+
+
+def test_model_copy_with_new_load_settings_loads_them(
+    tiny_model_dir: pathlib.Path, count_loads: list[tuple[str, dict[str, Any]]]
+) -> None:
+    reranker = ColBERTRerank(tiny_model_dir, top_n=None, query_length=8, threads=1)
+    assert reranker.colbert.config.query_length == 8
+    longer = reranker.model_copy(update={"model_kwargs": {"query_length": 16, "threads": 1}})
+    assert longer.colbert.config.query_length == 16
+    assert reranker.colbert.config.query_length == 8
+    other_dir = str(tiny_model_dir) + "/."  # another name for the same files
+    renamed = reranker.model_copy(update={"model": other_dir})
+    assert renamed.colbert.name == other_dir
+    assert [kwargs["query_length"] for _, kwargs in count_loads] == [8, 16, 8]
+
+
+def test_copies_share_an_unchanged_model(
+    tiny_model_dir: pathlib.Path, count_loads: list[tuple[str, dict[str, Any]]]
+) -> None:
+    reranker = ColBERTRerank(tiny_model_dir, top_n=2, query_length=8, threads=1)
+    model = reranker.colbert
+    copies = [
+        reranker.model_copy(update={"top_n": 1, "normalize_scores": True}),
+        reranker.model_copy(deep=True),
+        copy.deepcopy(reranker),
+        copy.copy(reranker),
+    ]
+    assert all(c.colbert is model for c in copies)
+    assert len(count_loads) == 1
+    got = copies[0].compress_documents(make_docs(), QUERY)
+    assert len(got) == 1 and -1.0 <= got[0].metadata["relevance_score"] <= 1.0
+    assert reranker.top_n == 2 and reranker.normalize_scores is None  # original unchanged
+
+
+def test_copies_before_the_first_load_load_once_each_setting(
+    tiny_model_dir: pathlib.Path, count_loads: list[tuple[str, dict[str, Any]]]
+) -> None:
+    reranker = ColBERTRerank(tiny_model_dir, query_length=8, threads=1)
+    copied = copy.deepcopy(reranker)
+    assert copied.colbert is reranker.colbert
+    assert len(count_loads) == 1
+
+
+def test_embeddings_model_copy_uses_the_new_pooling(tiny_model: ColBERT) -> None:
+    mean = ColBERTEmbeddings(tiny_model)
+    assert mean.dimension == tiny_model.dim
+    muvera = mean.model_copy(update={"pooling": "muvera", "k_sim": 2})
+    expected = Muvera(tiny_model.dim, k_sim=2)
+    assert muvera.dimension == expected.dimension != mean.dimension
+    np.testing.assert_allclose(
+        muvera.embed_query(QUERY),
+        expected.encode_query(tiny_model.encode_queries([QUERY])[0]),
+        rtol=1e-5,
+    )
+    assert muvera.colbert is tiny_model and mean.dimension == tiny_model.dim
+    other = ColBERT.from_pretrained(tiny_model.name, query_length=16, threads=1, cache=False)
+    moved = mean.model_copy(update={"model": other})
+    np.testing.assert_allclose(
+        moved.embed_query(QUERY), mean_pool(other.encode_queries([QUERY])[0]), rtol=1e-5
+    )
+    assert copy.deepcopy(muvera).dimension == muvera.dimension
+
+
+def test_retriever_copies_search_the_same_index(tiny_model: ColBERT) -> None:
+    from colbert_plugins.langchain import ColBERTRetriever
+
+    retriever = ColBERTRetriever.from_texts(TEXTS, model=tiny_model, k=3)
+    deep = copy.deepcopy(retriever)
+    assert deep.index is retriever.index
+    assert [d.id for d in deep.invoke(QUERY)] == [d.id for d in retriever.invoke(QUERY)]
+    one = retriever.model_copy(update={"k": 1})
+    assert len(one.invoke(QUERY)) == 1 and len(retriever.invoke(QUERY)) == 3
+    deep.k = 2  # settings are the copy's own
+    assert retriever.k == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"batch_size": 0}, InvalidArgumentError, "batch_size must be >= 1"),
+        ({"batch_size": 2.0}, InvalidArgumentTypeError, "batch_size must be a positive integer"),
+        ({"normalize_scores": 1}, InvalidArgumentTypeError, "normalize_scores"),
+        ({"model_kwargs": ["threads"]}, InvalidArgumentTypeError, "model_kwargs must be a dict"),
+    ],
+)
+def test_declared_constraints_raise_our_errors(
+    tiny_model_dir: pathlib.Path, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        ColBERTRerank(tiny_model_dir, **kwargs)
+    with pytest.raises(error, match=match):  # the same through pydantic's own constructor
+        ColBERTRerank.model_validate({"model": str(tiny_model_dir), **kwargs})
+
+
+def test_deepcopy_shares_loading_resources(
+    tiny_model_dir: pathlib.Path, count_loads: list[tuple[str, dict[str, Any]]]
+) -> None:
+    from colbert_plugins.cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    reranker = ColBERTRerank(tiny_model_dir, cache=cache, query_length=8)
+    embeddings = ColBERTEmbeddings(tiny_model_dir, cache=cache, query_length=8)
+    for component in (reranker, embeddings):
+        copied = copy.deepcopy(component)  # the cache (with its lock) is shared, not copied
+        assert copied.model_kwargs["cache"] is cache
+        assert copied.colbert is component.colbert
+    assert len(count_loads) == 2  # one per component, none for the copies

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from pydantic import Field, ValidationError
 
+import corpus
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import (
     EmptyQueryError,
@@ -38,18 +38,9 @@ from colbert_plugins.errors import (
 )
 from colbert_plugins.llama_index import ColBERTRerank
 from colbert_plugins.model import rank_order
+from corpus import QUERY, TEXTS_WITH_TIE
 
-QUERY = "what is the capital of france"
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "paris is the capital of france",  # duplicate of 1: a tie, must stay after it
-    "london is on the thames",
-    "late interaction model",
-]
-CRANFIELD = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
+TEXTS = TEXTS_WITH_TIE[:7]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -160,21 +151,6 @@ def recorder() -> Iterator[EventRecorder]:
 
 
 @pytest.fixture
-def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
-    """Count calls of ColBERT.from_pretrained (slowed down to widen any race)."""
-    calls: list[tuple[Any, ...]] = []
-    original = ColBERT.from_pretrained
-
-    def counting(*args: Any, **kwargs: Any) -> ColBERT:
-        calls.append((args, kwargs))
-        time.sleep(0.05)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(ColBERT, "from_pretrained", counting)
-    return calls
-
-
-@pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to open a network connection fails the test."""
 
@@ -219,7 +195,7 @@ def test_fields_and_serialization(tiny_model: ColBERT, tiny_model_dir: pathlib.P
     assert (reranker.top_n, reranker.keep_retrieval_score, reranker.normalize_scores) == (
         3,
         False,
-        False,
+        None,  # the model's own setting
     )
     assert reranker.metadata_mode is MetadataMode.EMBED
     assert reranker.colbert is tiny_model
@@ -586,26 +562,18 @@ async def test_tiny_query_engine_async(tiny_model: ColBERT) -> None:
 
 
 def _cranfield(n: int) -> tuple[list[TextNode], str]:
-    if not (CRANFIELD / "corpus.jsonl").is_file():
-        pytest.skip(f"Cranfield data not found at {CRANFIELD}")
-    corpus = []
-    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            doc = json.loads(line)
-            corpus.append(
-                TextNode(
-                    text=doc["text"],
-                    id_=f"cranfield-{doc['_id']}",
-                    metadata={"title": doc["title"], "doc_id": doc["_id"]},
-                    excluded_embed_metadata_keys=["doc_id"],
-                    excluded_llm_metadata_keys=["doc_id"],
-                )
-            )
-            if len(corpus) == n:
-                break
-    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as f:
-        query = json.loads(f.readline())["text"]
-    return corpus, query
+    docs, queries = corpus.cranfield(n, 1)
+    nodes = [
+        TextNode(
+            text=doc["text"],
+            id_=f"cranfield-{doc['_id']}",
+            metadata={"title": doc["title"], "doc_id": doc["_id"]},
+            excluded_embed_metadata_keys=["doc_id"],
+            excluded_llm_metadata_keys=["doc_id"],
+        )
+        for doc in docs
+    ]
+    return nodes, queries[0]
 
 
 @pytest.mark.integration

@@ -17,15 +17,10 @@ from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
 from colbert_plugins.llama_index import ColBERTEmbedding, ColBERTRerank
 from colbert_plugins.pooling import Muvera, mean_pool
+from corpus import QUERY
+from corpus import TEXTS as ALL_TEXTS
 
-QUERY = "what is the capital of france"
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "london is on the thames",
-]
+TEXTS = ALL_TEXTS[:5]
 
 
 def test_mean_pooling_equals_the_core(tiny_model: ColBERT) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .common import MODEL_HELP, Parents, command, load_model, note, sha256, size
+from ..files import sha256
+from .common import MODEL_HELP, Parents, command, load_model, note, size
 
 
 def add_parser(sub: Any, parents: Parents) -> None:

@@ -17,7 +17,7 @@ def add_parser(sub: Any, parents: Parents) -> None:
         _cmd_serve,
         [parents.loading, parents.quiet],
         "serve the Cohere/Jina /v1/rerank and TEI /rerank APIs over HTTP",
-        "Serve the model over HTTP (needs the server extra); see the README.",
+        "Serve the model over HTTP (needs the server extra); see docs/server.md.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1-65535 (default 8000)")

@@ -213,7 +213,17 @@ class ParityReport:
 
     @property
     def max_abs_diff(self) -> float:
-        return max((c.max_abs_diff for c in [*self.queries, *self.documents]), default=0.0)
+        return max(self.worst_query_diff, self.worst_document_diff)
+
+    @property
+    def worst_query_diff(self) -> float:
+        """The largest |difference| of a query vector."""
+        return max((c.max_abs_diff for c in self.queries), default=0.0)
+
+    @property
+    def worst_document_diff(self) -> float:
+        """The largest |difference| of a document vector."""
+        return max((c.max_abs_diff for c in self.documents), default=0.0)
 
     @property
     def ok(self) -> bool:
@@ -233,8 +243,7 @@ class ParityReport:
 
     def summary(self) -> str:
         """A one-line summary: mismatches, largest difference, rankings."""
-        worst_q = max((c.max_abs_diff for c in self.queries), default=0.0)
-        worst_d = max((c.max_abs_diff for c in self.documents), default=0.0)
+        worst_q, worst_d = self.worst_query_diff, self.worst_document_diff
         return (
             f"token-id mismatches: queries {self.query_id_mismatches}/{len(self.queries)}, "
             f"documents {self.document_id_mismatches}/{len(self.documents)}; "

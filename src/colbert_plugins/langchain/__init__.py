@@ -18,15 +18,13 @@ Needs the ``langchain`` extra (``langchain-core``); importing this module withou
 
 from __future__ import annotations
 
-from ..errors import MissingDependencyError
+from ..checks import missing_dependency
 
 try:
     import langchain_core  # noqa: F401
-    import pydantic  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain_core
-    raise MissingDependencyError(
-        "colbert_plugins.langchain needs langchain-core; install it with "
-        '`pip install "colbert-plugins[langchain]"`'
+    raise missing_dependency(
+        "langchain-core", extra="langchain", feature="colbert_plugins.langchain"
     ) from exc
 
 from ..registry import DEFAULT_MODEL

@@ -9,17 +9,22 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field
 
-from ..checks import check_query
-from ..errors import InvalidArgumentTypeError
-from ..lazy import ModelSlot, split_model
-from ..model import ColBERT, FloatArray, check_top_n, rank_order
+from ..checks import check_optional_int, check_query
+from ..components import (
+    ColBERTComponent,
+    OptionalNumber,
+    OptionalPositiveInt,
+    PositiveInt,
+    model_field,
+)
+from ..model import ColBERT, FloatArray, rank_order
 from ..registry import DEFAULT_MODEL
-from ._common import RELEVANCE_SCORE_KEY, check_documents, check_threshold
+from ._common import RELEVANCE_SCORE_KEY, check_documents
 
 
-class ColBERTRerank(BaseDocumentCompressor):
+class ColBERTRerank(ColBERTComponent, BaseDocumentCompressor):
     """Rerank documents by exact ColBERT late-interaction (MaxSim) score.
 
     :meth:`compress_documents` returns new :class:`~langchain_core.documents.Document` objects
@@ -35,112 +40,68 @@ class ColBERTRerank(BaseDocumentCompressor):
 
     Args:
         model: a Hugging Face repo id or a local model directory, loaded once (lazily on first
-            use, thread-safely) with ``ColBERT.from_pretrained(model, normalize_scores=...,
-            **model_kwargs)``; or an existing :class:`~colbert_plugins.ColBERT`, used as is
-            (never modified) so that one loaded model serves several components.
+            use, thread-safely) with ``ColBERT.from_pretrained(model, **model_kwargs)``; or an
+            existing :class:`~colbert_plugins.ColBERT`, used as is (never modified) so that
+            one loaded model serves several components.
         top_n: number of documents to return (>= 1), or ``None`` for all of them.
         score_threshold: drop documents scoring below this (``None``: keep all). Raw MaxSim
-            scores lie in ``[-n, n]`` for ``n`` query vectors (32 or more); with
-            ``normalize_scores`` they lie in ``[-1, 1]``.
-        normalize_scores: divide MaxSim by the number of query vectors, giving scores in
-            ``[-1, 1]`` comparable across queries. ``False`` keeps the model's own setting.
+            scores lie in ``[-n, n]`` for ``n`` query vectors (32 or more); normalized ones
+            in ``[-1, 1]``.
+        normalize_scores: ``True`` divides MaxSim by the number of query vectors (scores in
+            ``[-1, 1]``, comparable across queries), ``False`` never does, ``None`` (the
+            default) follows the model's own setting (``config.normalize_scores``).
         batch_size: documents per encoder call.
         **model_kwargs: keyword arguments of ``ColBERT.from_pretrained`` (e.g. ``threads=2``,
             ``document_length=256``); also accepted as a ``model_kwargs`` dict.
+
+    Copies (``model_copy(update=...)``, ``copy.deepcopy``) use their own settings and share
+    the loaded model while ``model`` and ``model_kwargs`` stay the same.
 
     >>> reranker = ColBERTRerank("path/to/model", top_n=2)  # doctest: +SKIP
     >>> reranker.compress_documents(docs, "what is late interaction?")  # doctest: +SKIP
     """
 
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True,
-        extra="forbid",
-        protected_namespaces=(),
-        validate_assignment=True,
-    )
-
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="ColBERT model: a Hugging Face repo id or a local directory "
-        "(for a ColBERT instance given directly, its name).",
-        frozen=True,
-    )
-    top_n: int | None = Field(
+    model: str = model_field()
+    top_n: OptionalPositiveInt = Field(
         default=3, description="Number of documents to return (None: all), best first."
     )
-    score_threshold: float | None = Field(
+    score_threshold: OptionalNumber = Field(
         default=None, description="Drop documents whose relevance score is below this."
     )
-    normalize_scores: bool = Field(
-        default=False,
-        description="Divide MaxSim by the number of query vectors (scores in [-1, 1]).",
-        frozen=True,
+    normalize_scores: bool | None = Field(
+        default=None,
+        strict=True,
+        description="Divide MaxSim by the number of query vectors (scores in [-1, 1]); "
+        "None: the model's own setting.",
     )
-    batch_size: int = Field(default=32, ge=1, strict=True, description="Documents per batch.")
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments for ColBERT.from_pretrained (threads, "
-        "document_length, ...).",
-        frozen=True,
-    )
-
-    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
+    batch_size: PositiveInt = Field(default=32, description="Documents per batch.")
 
     def __init__(
         self,
         model: str | os.PathLike[str] | ColBERT = DEFAULT_MODEL,
         top_n: int | None = 3,
         score_threshold: float | None = None,
-        normalize_scores: bool = False,
-        *,
-        batch_size: int = 32,
-        model_kwargs: dict[str, Any] | None = None,
+        normalize_scores: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        name, instance, load_kwargs = split_model(
-            model, {**(model_kwargs or {}), **kwargs}, "ColBERTRerank"
+        super().__init__(
+            **{
+                "model": model,
+                "top_n": top_n,
+                "score_threshold": score_threshold,
+                "normalize_scores": normalize_scores,
+                **kwargs,
+            }
         )
-        if not isinstance(normalize_scores, bool):
-            raise InvalidArgumentTypeError(
-                f"normalize_scores must be True or False, got {normalize_scores!r}"
-            )
-        if "normalize_scores" in load_kwargs:
-            raise InvalidArgumentTypeError("give normalize_scores directly, not in model_kwargs")
-        fields: dict[str, Any] = {
-            "model": name,
-            "top_n": check_top_n(top_n),
-            "score_threshold": check_threshold(score_threshold),
-            "normalize_scores": normalize_scores,
-            "batch_size": batch_size,
-            "model_kwargs": load_kwargs,
-        }
-        super().__init__(**fields)
-        self._slot = ModelSlot(instance)
 
-    @field_validator("top_n", mode="before")
-    @classmethod
-    def _validate_top_n(cls, value: Any) -> int | None:
-        return check_top_n(value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _validate_threshold(cls, value: Any) -> float | None:
-        return check_threshold(value)
-
-    # -- model -------------------------------------------------------------------------------
-
-    @property
-    def colbert(self) -> ColBERT:
-        """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
-        return self._slot.get(
-            self.model, {"normalize_scores": self.normalize_scores, **self.model_kwargs}
-        )
+    # -- scoring ---------------------------------------------------------------------------
 
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query``, in input order (float32 array)."""
         query = check_query(query)
-        normalize = True if self.normalize_scores else None
-        return self.colbert.score(query, texts, normalize=normalize, batch_size=self.batch_size)
+        return self.colbert.score(
+            query, texts, normalize=self.normalize_scores, batch_size=self.batch_size
+        )
 
     def rerank(
         self,
@@ -158,7 +119,7 @@ class ColBERTRerank(BaseDocumentCompressor):
             query: the query text.
             top_n: keep the best ``top_n`` pairs (``None``: all).
         """
-        top_n = check_top_n(top_n)
+        top_n = check_optional_int(top_n, "top_n")
         query = check_query(query)
         items = check_documents(documents, allow_str=True)
         if not items:

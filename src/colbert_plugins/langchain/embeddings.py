@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
-from ..lazy import ModelSlot, split_model
+from ..checks import check_text
+from ..components import PooledComponent, PositiveInt, model_field
 from ..model import ColBERT
-from ..pooled import PooledEmbedder
-from ..pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, Muvera
+from ..pooled import Pooling
+from ..pooling import Muvera
 from ..registry import DEFAULT_MODEL
-from ._common import check_text
-
-# -- embeddings --------------------------------------------------------------------------------
 
 
-class ColBERTEmbeddings(BaseModel, Embeddings):
+class ColBERTEmbeddings(PooledComponent, Embeddings):
     """ColBERT embeddings: one fixed-length vector per text, or the per-token vectors.
 
     ``embed_documents`` and ``embed_query`` pool the token vectors into one vector of
@@ -51,96 +49,33 @@ class ColBERTEmbeddings(BaseModel, Embeddings):
     True
     """
 
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True,
-        extra="forbid",
-        protected_namespaces=(),
-        frozen=True,
-    )
+    model_config = ConfigDict(frozen=True)
 
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="ColBERT model: a Hugging Face repo id or a local directory "
-        "(for a ColBERT instance given directly, its name).",
-    )
-    pooling: Literal["mean", "muvera"] = Field(
-        default="mean",
-        description='How token vectors become one vector: "mean" (L2-normalized mean) or '
-        '"muvera" (fixed-dimensional encodings approximating MaxSim).',
-    )
-    k_sim: int = Field(
-        default=DEFAULT_K_SIM, description="MUVERA: SimHash hyperplanes (2**k_sim buckets)."
-    )
-    d_proj: int | None = Field(
-        default=DEFAULT_D_PROJ, description="MUVERA: per-bucket projection size (None: none)."
-    )
-    r_reps: int = Field(default=DEFAULT_R_REPS, description="MUVERA: repetitions.")
-    seed: int = Field(default=DEFAULT_SEED, description="MUVERA: random seed.")
-    batch_size: int = Field(default=32, ge=1, strict=True, description="Texts per batch.")
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments for ColBERT.from_pretrained (threads, "
-        "document_length, ...).",
-    )
-
-    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
-    _pooler: PooledEmbedder = PrivateAttr(default_factory=PooledEmbedder)
+    model: str = model_field()
+    batch_size: PositiveInt = Field(default=32, description="Texts per batch.")
 
     def __init__(
         self,
         model: str | os.PathLike[str] | ColBERT = DEFAULT_MODEL,
-        pooling: Literal["mean", "muvera"] = "mean",
-        *,
-        k_sim: int = DEFAULT_K_SIM,
-        d_proj: int | None = DEFAULT_D_PROJ,
-        r_reps: int = DEFAULT_R_REPS,
-        seed: int = DEFAULT_SEED,
-        batch_size: int = 32,
-        model_kwargs: dict[str, Any] | None = None,
+        pooling: Pooling = "mean",
         **kwargs: Any,
     ) -> None:
-        name, instance, load_kwargs = split_model(
-            model, {**(model_kwargs or {}), **kwargs}, "ColBERTEmbeddings"
-        )
-        pooler = PooledEmbedder(pooling, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, seed=seed)
-        super().__init__(
-            model=name,
-            pooling=pooling,
-            k_sim=k_sim,
-            d_proj=d_proj,
-            r_reps=r_reps,
-            seed=seed,
-            batch_size=batch_size,
-            model_kwargs=load_kwargs,
-        )
-        self._slot = ModelSlot(instance)
-        self._pooler = pooler
-
-    @property
-    def colbert(self) -> ColBERT:
-        """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
-        return self._slot.get(self.model, self.model_kwargs)
+        super().__init__(**{"model": model, "pooling": pooling, **kwargs})
 
     @property
     def muvera(self) -> Muvera:
         """The MUVERA encoder for this model's token size and the MUVERA parameters."""
-        return self._pooler.muvera(self.colbert)
-
-    @property
-    def dimension(self) -> int:
-        """Length of the vectors of :meth:`embed_documents` and :meth:`embed_query`."""
-        return self._pooler.dimension(self.colbert)
+        return self.pooler.muvera(self.colbert)
 
     # -- pooled vectors ----------------------------------------------------------------------
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """One pooled vector (``dimension`` floats) per text, in input order."""
-        return self._pooler.documents(self.colbert, texts, self.batch_size)
+        return self._pool_documents(texts, self.batch_size)
 
     def embed_query(self, text: str) -> list[float]:
         """The pooled vector (``dimension`` floats) of a query."""
-        text = check_text(text, "text")
-        return self._pooler.queries(self.colbert, [text])[0]
+        return self._pool_query(text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """:meth:`embed_documents` in a worker thread, so the event loop is not blocked."""

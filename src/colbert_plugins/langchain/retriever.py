@@ -29,10 +29,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
-from ..checks import check_query
+from ..checks import check_int, check_query
+from ..components import Checked, PositiveInt
 from ..errors import InvalidArgumentTypeError
 from ..index import ColBERTIndex, MetadataFilter, SearchHit, check_filter, resolve_index
-from ..index.base import check_k
 from ..model import ColBERT
 from ._common import RELEVANCE_SCORE_KEY, check_documents
 
@@ -42,7 +42,7 @@ __all__ = ["ColBERTRetriever"]
 _IGNORED_KWARGS = frozenset({"verbose"})
 
 
-class ColBERTRetriever(BaseRetriever):
+class ColBERTRetriever(Checked, BaseRetriever):
     """Retrieve the ``k`` best documents of a ColBERT index by MaxSim score.
 
     Build it from documents (:meth:`from_documents`, :meth:`from_texts`) or around an existing
@@ -63,6 +63,9 @@ class ColBERTRetriever(BaseRetriever):
             before the top-``k`` cut, so ``k`` documents come back whenever ``k`` match.
         **kwargs: :class:`~langchain_core.retrievers.BaseRetriever` fields (``tags``,
             ``metadata``).
+
+    ``copy.deepcopy`` and ``model_copy(update=...)`` give a retriever with its own settings
+    over the same index (never copied).
     """
 
     model_config = ConfigDict(
@@ -70,34 +73,22 @@ class ColBERTRetriever(BaseRetriever):
     )
 
     index: ColBERTIndex = Field(description="The ColBERT index searched.")
-    k: int = Field(default=4, ge=1, strict=True, description="Number of documents to return.")
+    k: PositiveInt = Field(default=4, description="Number of documents to return.")
     filter: dict[str, Any] | None = Field(
         default=None,
         description="Metadata filter of every search without its own: {field: value} "
         "(equality) or {field: [values]} (membership), all fields must hold.",
     )
 
-    def __init__(
-        self,
-        *,
-        index: ColBERTIndex,
-        k: int = 4,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if not isinstance(index, ColBERTIndex):
-            raise InvalidArgumentTypeError(
-                f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
-            )
-        check_filter(filter)  # our clear error (assignment later goes through the validator)
-        fields: dict[str, Any] = {"index": index, "k": check_k(k), "filter": filter, **kwargs}
-        super().__init__(**fields)
-
     @field_validator("filter", mode="before")
     @classmethod
     def _check_filter(cls, value: Any) -> dict[str, Any] | None:
         check_filter(value)  # our clear error, not a pydantic one
         return None if value is None else dict(value)
+
+    def _shared_by_copies(self) -> Iterable[object]:
+        # An index holds a model and maybe files or a server connection: never copied.
+        return (self.index,)
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -132,7 +123,7 @@ class ColBERTRetriever(BaseRetriever):
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
             **kwargs: more retriever fields (``filter``, ``tags``, ``metadata``).
         """
-        k = check_k(k)
+        k = check_int(k, "k")
         target = resolve_index(model, index, model_kwargs)
         target.add(
             texts,
@@ -148,21 +139,12 @@ class ColBERTRetriever(BaseRetriever):
         cls,
         documents: Iterable[Document],
         model: ColBERT | str | os.PathLike[str] | None = None,
-        *,
-        index: ColBERTIndex | None = None,
-        k: int = 4,
-        batch_size: int = 32,
-        show_progress: bool = False,
-        model_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> ColBERTRetriever:
         """Index LangChain documents (their ``page_content``, ``id`` when set, and
         ``metadata``) and return a retriever over them; arguments as :meth:`from_texts`."""
-        k = check_k(k)
-        target = resolve_index(model, index, model_kwargs)
-        retriever = cls(index=target, k=k, **kwargs)
-        retriever.add_documents(documents, batch_size=batch_size, show_progress=show_progress)
-        return retriever
+        texts, ids, metadatas = _split_documents(check_documents(documents, allow_str=False))
+        return cls.from_texts(texts, model, metadatas, ids, **kwargs)
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -173,8 +155,7 @@ class ColBERTRetriever(BaseRetriever):
 
         Returns the ids, in input order.
         """
-        docs = check_documents(documents, allow_str=False)
-        texts, ids, metadatas = _split_documents(docs)
+        texts, ids, metadatas = _split_documents(check_documents(documents, allow_str=False))
         return self.index.add(
             texts, ids=ids, metadatas=metadatas, batch_size=batch_size, show_progress=show_progress
         )
@@ -182,34 +163,22 @@ class ColBERTRetriever(BaseRetriever):
     # -- retrieval -------------------------------------------------------------------------------
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self._search(query, k, filter, kwargs)
+        return self._search(query, **kwargs)
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filter: MetadataFilter | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         # Encoding and scoring are CPU-bound: run them in a worker thread.
-        return await run_in_executor(None, self._search, query, k, filter, kwargs)
+        return await run_in_executor(None, self._search, query, **kwargs)
 
     def _search(
         self,
         query: str,
-        k: int | None,
-        filter: MetadataFilter | None,
-        extra: Mapping[str, Any],
+        k: int | None = None,
+        filter: MetadataFilter | None = None,
+        **extra: Any,
     ) -> list[Document]:
         unknown = sorted(set(extra) - _IGNORED_KWARGS)
         if unknown:
@@ -220,7 +189,7 @@ class ColBERTRetriever(BaseRetriever):
         query = check_query(query)
         hits = self.index.search(
             query,
-            k=self.k if k is None else check_k(k),
+            k=self.k if k is None else check_int(k, "k"),
             filter=self.filter if filter is None else filter,
         )
         return [_to_document(hit) for hit in hits]

@@ -14,14 +14,13 @@ raises :class:`~colbert_plugins.errors.MissingDependencyError`.
 
 from __future__ import annotations
 
-from ..errors import MissingDependencyError
+from ..checks import missing_dependency
 
 try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
-    raise MissingDependencyError(
-        "colbert_plugins.llama_index needs llama-index-core; install it with "
-        '`pip install "colbert-plugins[llama-index]"`'
+    raise missing_dependency(
+        "llama-index-core", extra="llama-index", feature="colbert_plugins.llama_index"
     ) from exc
 
 from ..registry import DEFAULT_MODEL

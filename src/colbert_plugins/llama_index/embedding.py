@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks import CallbackManager
+from llama_index.core.bridge.pydantic import Field
 
-from ..errors import InvalidArgumentTypeError
-from ..lazy import ModelSlot, split_model
+from ..checks import check_text
+from ..components import PooledComponent, PositiveInt, model_field
+from ..errors import InvalidArgumentError
 from ..model import ColBERT
-from ..pooled import PooledEmbedder, Pooling
-from ..pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED
-from ..registry import DEFAULT_MODEL
+from ..pooled import Pooling
 
 __all__ = ["ColBERTEmbedding"]
 
 Embedding = list[float]
 
 
-class ColBERTEmbedding(BaseEmbedding):
+class ColBERTEmbedding(PooledComponent, BaseEmbedding):
     """ColBERT as a LlamaIndex embedding model: pooled token vectors, one per text.
 
     - ``pooling="mean"``: the L2-normalized mean of the token vectors (``dim`` floats); the
@@ -55,102 +52,61 @@ class ColBERTEmbedding(BaseEmbedding):
     Args:
         model: a Hugging Face repo id or a local model directory, loaded once (lazily, on
             first use, thread-safely) with ``ColBERT.from_pretrained(model, **model_kwargs)``;
-            or an existing :class:`~colbert_plugins.ColBERT`, shared and never modified.
+            or an existing :class:`~colbert_plugins.ColBERT`, shared and never modified. Also
+            accepted as ``model_name=`` (``BaseEmbedding``'s field, where it is stored).
         pooling: ``"mean"`` or ``"muvera"``.
         k_sim, d_proj, r_reps, seed: MUVERA parameters (the same give the same encodings).
         embed_batch_size: texts per batch (LlamaIndex's batching; the encoder then batches
             by length under its token budget).
-        callback_manager: LlamaIndex callback manager.
         model_kwargs: keyword arguments for ``ColBERT.from_pretrained``; they may also be
             given directly as keywords (e.g. ``threads=2``).
+        **kwargs: the other ``BaseEmbedding`` fields (``callback_manager``, ``num_workers``,
+            ``embeddings_cache``, ...).
+
+    ``to_dict()`` / ``from_dict()`` round-trip every setting, as LlamaIndex serializes
+    embeddings in settings, storage contexts and ingestion caches (a ColBERT instance is
+    stored by its name). Copies (``model_copy(update=...)``, ``copy.deepcopy``) use their own
+    settings and share the loaded model while ``model_name`` and ``model_kwargs`` stay the
+    same.
     """
 
-    pooling: Pooling = Field(default="mean", description='"mean" or "muvera".')
-    k_sim: int = Field(default=DEFAULT_K_SIM, description="MUVERA: SimHash hyperplanes.")
-    d_proj: int | None = Field(default=DEFAULT_D_PROJ, description="MUVERA: projection size.")
-    r_reps: int = Field(default=DEFAULT_R_REPS, description="MUVERA: repetitions.")
-    seed: int = Field(default=DEFAULT_SEED, description="MUVERA: random seed.")
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments for ColBERT.from_pretrained."
-    )
+    colbert_field: ClassVar[str] = "model_name"
 
-    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
-    _pooler: PooledEmbedder = PrivateAttr(default_factory=PooledEmbedder)
+    model_name: str = model_field()
+    embed_batch_size: PositiveInt = Field(default=32, le=2048, description="Texts per batch.")
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | ColBERT = DEFAULT_MODEL,
+        model: str | os.PathLike[str] | ColBERT | None = None,
         pooling: Pooling = "mean",
-        *,
-        k_sim: int = DEFAULT_K_SIM,
-        d_proj: int | None = DEFAULT_D_PROJ,
-        r_reps: int = DEFAULT_R_REPS,
-        seed: int = DEFAULT_SEED,
-        embed_batch_size: int = 32,
-        callback_manager: CallbackManager | None = None,
-        model_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        name, instance, load_kwargs = split_model(
-            model, {**(model_kwargs or {}), **kwargs}, "ColBERTEmbedding"
-        )
-        pooler = PooledEmbedder(pooling, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, seed=seed)
-        if isinstance(embed_batch_size, bool) or not isinstance(embed_batch_size, int):
-            raise InvalidArgumentTypeError(
-                f"embed_batch_size must be a positive integer, got {embed_batch_size!r}"
-            )
-        fields: dict[str, Any] = {
-            "model_name": name,
-            "pooling": pooling,
-            "k_sim": k_sim,
-            "d_proj": d_proj,
-            "r_reps": r_reps,
-            "seed": seed,
-            "embed_batch_size": embed_batch_size,
-            "model_kwargs": load_kwargs,
-        }
-        if callback_manager is not None:
-            fields["callback_manager"] = callback_manager
-        super().__init__(**fields)
-        self._slot = ModelSlot(instance)
-        self._pooler = pooler
+        if model is not None:
+            if "model_name" in kwargs:
+                raise InvalidArgumentError("give model or model_name, not both")
+            kwargs["model_name"] = model
+        super().__init__(pooling=pooling, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
         return "ColBERTEmbedding"
 
-    @property
-    def colbert(self) -> ColBERT:
-        """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
-        return self._slot.get(self.model_name, self.model_kwargs)
-
-    @property
-    def dimension(self) -> int:
-        """Length of every embedding this model returns."""
-        return self._pooler.dimension(self.colbert)
-
     # -- BaseEmbedding -----------------------------------------------------------------------
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._pooler.queries(self.colbert, [_check_text(query, "query")])[0]
+        return self._pool_query(query, "query")
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._get_text_embeddings([_check_text(text, "text")])[0]
+        return self._get_text_embeddings([check_text(text, "text")])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await asyncio.to_thread(self._get_text_embedding, text)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._pooler.documents(self.colbert, texts, self.embed_batch_size)
+        return self._pool_documents(texts, self.embed_batch_size)
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
-
-
-def _check_text(text: Any, name: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidArgumentTypeError(f"{name} must be a str, got {type(text).__name__}")
-    return text

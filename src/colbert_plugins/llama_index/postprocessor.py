@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
-from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from ..checks import check_query
-from ..errors import InvalidArgumentError, InvalidArgumentTypeError
-from ..lazy import ModelSlot, split_model
-from ..model import ColBERT, FloatArray, check_top_n, rank_order
+from ..checks import check_items, check_query
+from ..components import ColBERTComponent, PositiveInt, model_field
+from ..errors import InvalidArgumentError
+from ..model import ColBERT, FloatArray, rank_order
 from ..registry import DEFAULT_MODEL
 
 __all__ = ["RETRIEVAL_SCORE_KEY", "ColBERTRerank"]
@@ -30,7 +30,7 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 dispatcher = get_dispatcher(__name__)
 
 
-class ColBERTRerank(BaseNodePostprocessor):
+class ColBERTRerank(ColBERTComponent, BaseNodePostprocessor):
     """Rerank retrieved nodes by exact ColBERT late-interaction (MaxSim) score.
 
     Each node's ``get_content(metadata_mode=metadata_mode)`` is scored against the query
@@ -46,91 +46,69 @@ class ColBERTRerank(BaseNodePostprocessor):
         top_n: number of nodes to return (>= 1).
         keep_retrieval_score: keep each node's previous score in a copy of its metadata
             under ``"retrieval_score"``.
-        normalize_scores: divide MaxSim by the number of query vectors (scores in [-1, 1]).
-            ``False`` keeps the model's own setting.
+        normalize_scores: ``True`` divides MaxSim by the number of query vectors (scores in
+            [-1, 1]), ``False`` never does, ``None`` (the default) follows the model's own
+            setting (``config.normalize_scores``).
         metadata_mode: which metadata is part of the scored text (``MetadataMode.EMBED``,
             as for embeddings, by default; ``MetadataMode.NONE`` scores the text alone).
         callback_manager: LlamaIndex callback manager (query engines set their own).
         model_kwargs: keyword arguments for ``ColBERT.from_pretrained``; they may also be
             given directly as keywords (e.g. ``threads=2, document_length=256``).
+
+    ``to_dict()`` / ``from_dict()`` round-trip every setting (a ColBERT instance given as the
+    model is stored by its name, and loaded from it). Copies (``model_copy(update=...)``,
+    ``copy.deepcopy``) use their own settings and share the loaded model while ``model`` and
+    ``model_kwargs`` stay the same.
     """
 
-    model_config = ConfigDict(protected_namespaces=(), validate_assignment=True)
-
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="ColBERT model: a Hugging Face repo id or a local directory "
-        "(for a model instance given directly, its name).",
-        frozen=True,
-    )
-    top_n: int = Field(
-        default=5, ge=1, strict=True, description="Number of nodes to return sorted by score."
-    )
+    model: str = model_field()
+    top_n: PositiveInt = Field(default=5, description="Number of nodes to return sorted by score.")
     keep_retrieval_score: bool = Field(
         default=False,
+        strict=True,
         description="Whether to keep the retrieval score in metadata (`retrieval_score`).",
     )
-    normalize_scores: bool = Field(
-        default=False,
-        description="Whether to divide MaxSim by the number of query vectors (range [-1, 1]).",
+    normalize_scores: bool | None = Field(
+        default=None,
+        strict=True,
+        description="Whether to divide MaxSim by the number of query vectors (range [-1, 1]); "
+        "None: the model's own setting.",
     )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED,
         description="Metadata mode used to get each node's text for scoring.",
     )
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments for ColBERT.from_pretrained (threads, "
-        "document_length, ...).",
-        frozen=True,
-    )
-
-    _slot: ModelSlot = PrivateAttr(default_factory=ModelSlot)
 
     def __init__(
         self,
         model: str | os.PathLike[str] | ColBERT = DEFAULT_MODEL,
         top_n: int = 5,
         keep_retrieval_score: bool = False,
-        normalize_scores: bool = False,
+        normalize_scores: bool | None = None,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
-        *,
-        callback_manager: CallbackManager | None = None,
-        model_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        top_n = _check_top_n(top_n)
-        name, instance, load_kwargs = split_model(
-            model, {**(model_kwargs or {}), **kwargs}, "ColBERTRerank"
+        super().__init__(
+            **{
+                "model": model,
+                "top_n": top_n,
+                "keep_retrieval_score": keep_retrieval_score,
+                "normalize_scores": normalize_scores,
+                "metadata_mode": metadata_mode,
+                **kwargs,
+            }
         )
-        fields: dict[str, Any] = {
-            "model": name,
-            "top_n": top_n,
-            "keep_retrieval_score": keep_retrieval_score,
-            "normalize_scores": normalize_scores,
-            "metadata_mode": metadata_mode,
-            "model_kwargs": load_kwargs,
-        }
-        if callback_manager is not None:
-            fields["callback_manager"] = callback_manager
-        super().__init__(**fields)
-        self._slot = ModelSlot(instance)
 
     @classmethod
     def class_name(cls) -> str:
         return "ColBERTRerank"
 
-    # -- model -------------------------------------------------------------------------------
-
-    @property
-    def colbert(self) -> ColBERT:
-        """The ColBERT model, loaded on first access (once, even with concurrent callers)."""
-        return self._slot.get(self.model, self.model_kwargs)
+    # -- scoring -----------------------------------------------------------------------------
 
     def score(self, query: str, texts: Sequence[str]) -> FloatArray:
         """MaxSim scores of ``texts`` for ``query`` (``ColBERT.score``, plus
         ``normalize_scores``)."""
-        return self.colbert.score(query, texts, normalize=True if self.normalize_scores else None)
+        return self.colbert.score(query, texts, normalize=self.normalize_scores)
 
     # -- postprocessing ----------------------------------------------------------------------
 
@@ -144,7 +122,7 @@ class ColBERTRerank(BaseNodePostprocessor):
                 "ColBERTRerank needs the query: pass query_bundle=QueryBundle(...) or "
                 "query_str=... to postprocess_nodes()"
             )
-        nodes = _check_nodes(nodes)
+        nodes = check_items(nodes, "nodes", NodeWithScore, hint=_wrap_hint)
         query = check_query(query_bundle.query_str, "query_str")
         dispatcher.event(
             ReRankStartEvent(
@@ -189,22 +167,5 @@ class ColBERTRerank(BaseNodePostprocessor):
         return reranked
 
 
-def _check_top_n(top_n: Any) -> int:
-    checked = check_top_n(top_n)
-    if checked is None:
-        raise InvalidArgumentTypeError("top_n must be a positive integer, got None")
-    return checked
-
-
-def _check_nodes(nodes: Any) -> list[NodeWithScore]:
-    if isinstance(nodes, NodeWithScore) or not isinstance(nodes, Sequence):
-        raise InvalidArgumentTypeError(
-            f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}"
-        )
-    for i, item in enumerate(nodes):
-        if not isinstance(item, NodeWithScore):
-            hint = " (wrap nodes as NodeWithScore(node=...))" if hasattr(item, "node_id") else ""
-            raise InvalidArgumentTypeError(
-                f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}{hint}"
-            )
-    return list(nodes)
+def _wrap_hint(item: Any) -> str:
+    return " (wrap nodes as NodeWithScore(node=...))" if hasattr(item, "node_id") else ""

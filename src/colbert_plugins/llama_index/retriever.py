@@ -19,6 +19,7 @@ raises :class:`~colbert_plugins.errors.MissingDependencyError`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,9 +45,9 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
+from ..checks import check_int, check_items
 from ..errors import InvalidArgumentError, InvalidArgumentTypeError
 from ..index import ColBERTIndex, SearchHit, check_filter, resolve_index
-from ..index.base import check_k
 from ..model import ColBERT
 
 __all__ = ["NODE_CONTENT_KEY", "NODE_TYPE_KEY", "ColBERTRetriever", "metadata_filter"]
@@ -74,6 +75,11 @@ class ColBERTRetriever(BaseRetriever):
         callback_manager: LlamaIndex callback manager.
         object_map, objects, verbose: as for any LlamaIndex ``BaseRetriever`` (recursive
             retrieval through ``IndexNode`` objects).
+
+    An index (a model, arrays, files or a server connection) cannot be serialized:
+    :meth:`to_dict` keeps the settings only (``similarity_top_k``, ``filters``, ``verbose``)
+    and :meth:`from_dict` needs the index again (``from_dict(data, index=index)``).
+    ``copy.deepcopy`` gives a retriever with its own settings over the same index.
     """
 
     def __init__(
@@ -92,7 +98,7 @@ class ColBERTRetriever(BaseRetriever):
                 f"index must be a ColBERTIndex (e.g. InMemoryIndex), got {type(index).__name__}"
             )
         self._index = index
-        self._similarity_top_k = check_k(similarity_top_k, "similarity_top_k")
+        self._similarity_top_k = check_int(similarity_top_k, "similarity_top_k")
         self._filter = metadata_filter(filters)
         self._filters = filters
         super().__init__(
@@ -114,7 +120,7 @@ class ColBERTRetriever(BaseRetriever):
 
     @similarity_top_k.setter
     def similarity_top_k(self, value: int) -> None:
-        self._similarity_top_k = check_k(value, "similarity_top_k")
+        self._similarity_top_k = check_int(value, "similarity_top_k")
 
     @property
     def filters(self) -> MetadataFilters | None:
@@ -125,6 +131,61 @@ class ColBERTRetriever(BaseRetriever):
     def filters(self, value: MetadataFilters | None) -> None:
         self._filter = metadata_filter(value)
         self._filters = value
+
+    # -- serialization and copies ----------------------------------------------------------------
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ColBERTRetriever"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-compatible dict, with ``class_name`` (not the index)."""
+        filters = None if self._filters is None else self._filters.model_dump(mode="json")
+        return {
+            "class_name": self.class_name(),
+            "similarity_top_k": self._similarity_top_k,
+            "filters": filters,
+            "verbose": self._verbose,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, index: ColBERTIndex | None = None, **kwargs: Any
+    ) -> ColBERTRetriever:
+        """A retriever with the settings of :meth:`to_dict` over ``index`` (required: an index
+        is not serialized); ``kwargs`` override settings."""
+        if index is None:
+            raise InvalidArgumentError(
+                "ColBERTRetriever.from_dict needs the index: its settings are serialized, the "
+                "index is not (give from_dict(data, index=index))"
+            )
+        settings = {k: v for k, v in {**data, **kwargs}.items() if k != "class_name"}
+        unknown = sorted(set(settings) - {"similarity_top_k", "filters", "verbose"})
+        if unknown:
+            raise InvalidArgumentTypeError(
+                f"ColBERTRetriever.from_dict got unexpected key(s) {', '.join(unknown)}"
+            )
+        filters = settings.pop("filters", None)
+        if isinstance(filters, Mapping):
+            filters = MetadataFilters.model_validate(filters)
+        return cls(index, filters=filters, **settings)
+
+    @classmethod
+    def from_json(cls, data: str, *, index: ColBERTIndex | None = None) -> ColBERTRetriever:
+        """:meth:`from_dict` of a :meth:`to_json` string."""
+        return cls.from_dict(json.loads(data), index=index)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ColBERTRetriever:
+        memo[id(self._index)] = self._index  # shared, never copied
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            setattr(copied, name, copy.deepcopy(value, memo))
+        return copied
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -137,35 +198,28 @@ class ColBERTRetriever(BaseRetriever):
         index: ColBERTIndex | None = None,
         similarity_top_k: int = 4,
         filters: MetadataFilters | None = None,
-        metadata_mode: MetadataMode = MetadataMode.EMBED,
-        batch_size: int = 32,
-        show_progress: bool = False,
         model_kwargs: Mapping[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
+        **add_options: Any,
     ) -> ColBERTRetriever:
         """Index ``nodes`` and return a retriever over them.
 
         Args:
-            nodes: the nodes; each is indexed under its ``node_id`` with the text
-                ``node.get_content(metadata_mode)`` (re-adding a node id replaces it).
+            nodes: the nodes (see :meth:`add_nodes`).
             model: a :class:`~colbert_plugins.ColBERT`, or a model name or directory loaded
                 with ``model_kwargs``; the nodes go to a new in-process exact index.
             index: an index to add the nodes to instead (e.g. a ``QdrantIndex``).
             similarity_top_k: number of nodes to return.
             filters: ``MetadataFilters`` applied to every retrieval (see the class).
-            metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
-                embeddings, by default; ``NONE`` indexes the text alone).
-            batch_size: documents per encoder call.
-            show_progress: show a progress bar while encoding.
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
             callback_manager: LlamaIndex callback manager.
+            **add_options: ``metadata_mode``, ``batch_size``, ``show_progress``, as for
+                :meth:`add_nodes`.
         """
-        top_k = check_k(similarity_top_k, "similarity_top_k")
+        top_k = check_int(similarity_top_k, "similarity_top_k")
         target = resolve_index(model, index, model_kwargs)
         retriever = cls(target, top_k, filters=filters, callback_manager=callback_manager)
-        retriever.add_nodes(
-            nodes, metadata_mode=metadata_mode, batch_size=batch_size, show_progress=show_progress
-        )
+        retriever.add_nodes(nodes, **add_options)
         return retriever
 
     @classmethod
@@ -200,8 +254,17 @@ class ColBERTRetriever(BaseRetriever):
         batch_size: int = 32,
         show_progress: bool = False,
     ) -> list[str]:
-        """Add (or replace, by node id) nodes to the index; returns their ids."""
-        items = _check_nodes(nodes)
+        """Add (or replace, by node id) nodes to the index; returns their ids.
+
+        Args:
+            nodes: the nodes; each is indexed under its ``node_id`` with the text
+                ``node.get_content(metadata_mode)`` (re-adding a node id replaces it).
+            metadata_mode: which metadata is part of the indexed text (``EMBED``, as for
+                embeddings, by default; ``NONE`` indexes the text alone).
+            batch_size: documents per encoder call.
+            show_progress: show a progress bar while encoding.
+        """
+        items = check_items(nodes, "nodes", BaseNode, label="LlamaIndex node", hint=_unwrap_hint)
         texts = [node.get_content(metadata_mode=metadata_mode) for node in items]
         ids = [node.node_id for node in items]
         metadatas = [_node_metadata(node) for node in items]
@@ -309,14 +372,5 @@ def _to_node(hit: SearchHit) -> BaseNode:
     return TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata))
 
 
-def _check_nodes(nodes: Any) -> list[BaseNode]:
-    if isinstance(nodes, BaseNode | str) or not isinstance(nodes, Iterable):
-        raise InvalidArgumentTypeError(f"nodes must be a list of nodes, got {type(nodes).__name__}")
-    items = list(nodes)
-    for i, item in enumerate(items):
-        if not isinstance(item, BaseNode):
-            hint = " (pass node.node, not the NodeWithScore)" if hasattr(item, "node") else ""
-            raise InvalidArgumentTypeError(
-                f"nodes[{i}] must be a LlamaIndex node, got {type(item).__name__}{hint}"
-            )
-    return items
+def _unwrap_hint(item: Any) -> str:
+    return " (pass node.node, not the NodeWithScore)" if hasattr(item, "node") else ""
