@@ -105,14 +105,14 @@ def timed(
 
 @contextlib.contextmanager
 def without_will_need() -> Iterator[None]:
-    from colbert_plugins.index import compressed
+    from colbert_plugins.index import compressed_search
 
-    real = compressed.will_need
-    compressed.will_need = lambda *a, **k: None
+    real = compressed_search.will_need
+    compressed_search.will_need = lambda *a, **k: None
     try:
         yield
     finally:
-        compressed.will_need = real
+        compressed_search.will_need = real
 
 
 def main() -> int:
@@ -126,7 +126,6 @@ def main() -> int:
     args = parser.parse_args()
     index_corpora.MODEL = args.model
     from colbert_plugins.index import CompressedIndex
-    from colbert_plugins.index.compressed import _document_line
 
     print(f"load average {os.getloadavg()}; {time.strftime('%H:%M:%S UTC', time.gmtime())}")
     model = index_scale.open_model(args.cache, 0, None)
@@ -140,9 +139,9 @@ def main() -> int:
         if not (path / "manifest.json").exists():
             items, vectors = index_scale.cached_vectors(model, index_corpora.passages("beir"))
             ids = [i for i, _ in items]
-            lines = [_document_line(i, t, {}) for i, t in items]
+            texts = [t for _, t in items]
             index = CompressedIndex(model, path)
-            index._write(ids, lines, [{} for _ in ids], iter([(slice(0, len(ids)), vectors)]))
+            index._upsert(ids, texts, [{} for _ in ids], vectors)
         index = CompressedIndex(model, path, check_model_key=False)
         codes = CompressedIndex(model, path, exact=0, check_model_key=False)
         print(

@@ -22,7 +22,7 @@ import numpy as np
 
 def main() -> None:
     from colbert_plugins.index.codec import ResidualCodec
-    from colbert_plugins.index.compressed import _segment_sums
+    from colbert_plugins.index.compressed_search import _segment_sums
     from colbert_plugins.scoring import blas_thread_limit, segmented_maxsim
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -186,12 +186,10 @@ def build(
     """Add every chunk's vectors in one commit; return wall and CPU seconds (this process,
     every thread; producing the chunks included)."""
     from colbert_plugins.index import CompressedIndex
-    from colbert_plugins.index.compressed import _document_line
 
     index = CompressedIndex(model, path, **BUILD)
-    lines = [_document_line(i, t, {}) for i, t in zip(ids, texts, strict=True)]
     start, cpu = time.perf_counter(), time.process_time()
-    index._write(ids, lines, [{} for _ in ids], vectors_chunks)
+    index._add_encoded(ids, list(texts), [{} for _ in ids], vectors_chunks)
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -233,7 +231,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
     """Median milliseconds of each stage of ``CompressedIndex.search_vectors`` (the same calls,
     timed one by one; private API, so ``{}`` if it changed), postings read from the probed
     inverted lists and documents found there, per query."""
-    from colbert_plugins.index.compressed import _exact_rerank, _prune
+    from colbert_plugins.index.compressed_search import _candidates, _exact_rerank, _prune, _rerank
     from colbert_plugins.scoring import blas_thread_limit
 
     snap = index._snapshot
@@ -248,7 +246,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
                 marks = [time.perf_counter()]
                 scores = snap.codec.centroid_scores(q)
                 marks.append(time.perf_counter())
-                picked = index._candidates(snap, scores, k, None)
+                picked = _candidates(snap, scores, k, None, index.nprobe, index.candidates)
                 marks.append(time.perf_counter())
                 candidates = picked
                 picked = _prune(snap, scores, picked, max(k, index.rerank))
@@ -258,7 +256,7 @@ def search_stages(index: Any, queries: list[np.ndarray], k: int = 10) -> dict[st
                 if exact_count >= len(picked):  # as search_vectors: no rerank from codes
                     scored = [(0.0, where) for where in picked]
                 else:
-                    scored = index._rerank(snap, q, scores, picked)
+                    scored = _rerank(snap, q, scores, picked)
                     scored.sort(key=lambda item: (-item[0], item[1]))
                 marks.append(time.perf_counter())
                 if exact_count:

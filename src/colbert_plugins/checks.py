@@ -9,6 +9,7 @@ imports ONNX Runtime or loads a model.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
@@ -31,6 +32,7 @@ __all__ = [
     "check_text",
     "check_texts",
     "missing_dependency",
+    "require",
 ]
 
 T = TypeVar("T")
@@ -192,3 +194,19 @@ def missing_dependency(module: str, *, extra: str, feature: str) -> MissingDepen
     return MissingDependencyError(
         f'{feature} needs {module}; install it with `pip install "colbert-plugins[{extra}]"`'
     )
+
+
+def require(*modules: str, extra: str, feature: str) -> None:
+    """Raise :func:`missing_dependency` naming the first of ``modules`` (top-level import
+    names) that is not installed: the guard at the top of a module that needs an extra.
+
+    >>> require("json", extra="server", feature="colbert_plugins.server")
+    >>> require("json", "no_such_module", extra="server", feature="colbert_plugins.server")
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.errors.MissingDependencyError: colbert_plugins.server needs no_such_module; \
+install it with `pip install "colbert-plugins[server]"`
+    """
+    for module in modules:
+        if importlib.util.find_spec(module) is None:  # finds it without importing it
+            raise missing_dependency(module, extra=extra, feature=feature)

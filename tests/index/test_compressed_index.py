@@ -235,7 +235,7 @@ def test_two_level_index_persists_and_searches_like_before(
 
 @pytest.mark.parametrize(("n", "count"), [(60_918, 5), (4096, 5), (1000, 17), (30, 3), (5, 5)])
 def test_top_columns_finds_the_largest_values_of_each_row(n: int, count: int) -> None:
-    from colbert_plugins.index.compressed import _top_columns
+    from colbert_plugins.index.compressed_search import _top_columns
 
     rng = np.random.default_rng(n)
     scores = rng.standard_normal((8, n)).astype(np.float32)
@@ -256,9 +256,9 @@ def test_centroids_are_sized_for_the_whole_first_add(
     token vector the add will store (estimated from that chunk), capped by 20 training points
     per centroid."""
     from colbert_plugins.index import codec as codec_module
-    from colbert_plugins.index import compressed as compressed_module
+    from colbert_plugins.index import compressed_write
 
-    monkeypatch.setattr(compressed_module, "TRAIN_DOCUMENTS", 40)
+    monkeypatch.setattr(compressed_write, "TRAIN_DOCUMENTS", 40)
     seen: list[tuple[int, int]] = []
     real_train = ResidualCodec.train.__func__  # type: ignore[attr-defined]
 
@@ -306,10 +306,10 @@ def test_inverted_lists_over_many_chunks_name_each_document_once_in_order(
 ) -> None:
     """Every (centroid, document) pair of the stored tokens is in that centroid's list once,
     lists sorted by document, when an add is written in many chunks."""
-    from colbert_plugins.index import compressed as compressed_module
+    from colbert_plugins.index import base, compressed_write
 
-    monkeypatch.setattr(compressed_module, "ADD_CHUNK", 7)
-    monkeypatch.setattr(compressed_module, "TRAIN_DOCUMENTS", 30)
+    monkeypatch.setattr(base, "ADD_CHUNK", 7)
+    monkeypatch.setattr(compressed_write, "TRAIN_DOCUMENTS", 30)
     idx = CompressedIndex(tiny_model, tmp_path / "idx")
     idx.add(random_texts(100, seed=13), ids=[f"d{i}" for i in range(100)])
     (seg,) = idx._snapshot.segments
@@ -788,6 +788,77 @@ def test_crash_between_manifest_write_and_rename(
     assert _check_consistent(path, tiny_model) == committed
 
 
+# -- two writers ---------------------------------------------------------------------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from colbert_plugins import ColBERT
+    from colbert_plugins.index import CompressedIndex
+
+    model = ColBERT.from_pretrained(sys.argv[1], query_length=8, threads=1, cache=False)
+    encode = model.encode_documents
+
+    def held(*args, **kwargs):  # runs under the write lock: wait for the parent's go
+        print("writing", flush=True)
+        sys.stdin.readline()
+        return encode(*args, **kwargs)
+
+    model.encode_documents = held
+    index = CompressedIndex(model, sys.argv[2])
+    index.add(["paris is the capital of france"] * 30, ids=[f"child{i}" for i in range(30)])
+    print("committed", flush=True)
+    """
+)
+
+
+def test_a_second_writer_process_gets_a_clear_error_then_builds_on_the_first(
+    tiny_model: ColBERT, tiny_model_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """While another process writes, a writer waits ``lock_timeout`` and gets
+    IndexLockedError (no hang, no crash, nothing written); once the other has committed, the
+    next write builds on that commit instead of replacing it."""
+    from colbert_plugins.index import IndexLockedError
+
+    path = tmp_path / "idx"
+    ours = CompressedIndex(tiny_model, path, lock_timeout=0.3)  # opened before the child
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tiny_model_dir), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline() == "writing\n", child.stderr and child.stderr.read()
+        begin = time.monotonic()
+        with pytest.raises(IndexLockedError, match=r"another writer .* lock_timeout"):
+            ours.add(random_texts(5), ids=[f"ours{i}" for i in range(5)])
+        assert time.monotonic() - begin < 10
+        assert len(ours) == 0 and not (path / "manifest.json").exists()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "committed\n"
+        assert child.wait(60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    ours.add(random_texts(5), ids=[f"ours{i}" for i in range(5)])
+    expected = {f"child{i}" for i in range(30)} | {f"ours{i}" for i in range(5)}
+    assert set(ours.ids()) == expected
+    assert set(CompressedIndex(tiny_model, path).ids()) == expected
+
+
+def test_lock_timeout_is_checked(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="lock_timeout"):
+        CompressedIndex(tiny_model, tmp_path / "idx", lock_timeout=-1)
+    with pytest.raises(InvalidArgumentTypeError, match="lock_timeout"):
+        CompressedIndex(tiny_model, tmp_path / "idx", lock_timeout="10")  # type: ignore[arg-type]
+    assert CompressedIndex(tiny_model, tmp_path / "idx", lock_timeout=None).lock_timeout is None
+
+
 # -- retrievers --------------------------------------------------------------------------------
 
 
@@ -939,7 +1010,7 @@ def test_probe_counts_each_document_once_per_query_vector_with_its_best_gain() -
     (not their sum); gains of different query vectors add up."""
     from types import SimpleNamespace
 
-    from colbert_plugins.index.compressed import _probe_segment
+    from colbert_plugins.index.compressed_search import _probe_segment
 
     # lists: centroid 0 -> docs 0, 1; centroid 1 -> docs 1, 2; centroid 2 -> doc 0
     seg = SimpleNamespace(

@@ -159,6 +159,35 @@ def test_health_models_metrics(server: BackgroundServer, model: ColBERT) -> None
     assert families["colbert_cache_hits"].samples[0].value >= 1  # DOCS were sent repeatedly
 
 
+def _requests_counted(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["endpoint"], s.labels["code"]): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "colbert_requests"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:starlette.testclient")
+def test_two_apps_in_one_process_count_apart(model: ColBERT) -> None:
+    """Each app has its own registry: no shared counters, nothing in the global registry."""
+    from prometheus_client import REGISTRY
+    from starlette.testclient import TestClient
+
+    from colbert_plugins.server import create_app
+
+    with TestClient(create_app(model)) as first, TestClient(create_app(model)) as second:
+        for _ in range(3):
+            assert first.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).is_success
+        assert second.get("/health").is_success
+        first_counts = _requests_counted(first.get("/metrics").text)
+        second_counts = _requests_counted(second.get("/metrics").text)
+    assert first_counts[("/v1/rerank", "200")] == 3 and ("/health", "200") not in first_counts
+    assert second_counts == {("/health", "200"): 1}
+    assert not [n for n in REGISTRY._names_to_collectors if n.startswith("colbert_")]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -332,6 +361,7 @@ def test_shutdown_answers_requests_in_flight(model: ColBERT) -> None:
     threads = [post_in_thread(url, {"query": QUERY, "documents": DOCS}, outs) for _ in range(3)]
     held.entered.wait(10)
     wait_for(lambda: server.app.state.batcher.queue_depth >= 1)
+    wait_for(lambda: server.app.state.metrics.in_flight == 3)  # every request has arrived
     stopper = threading.Thread(target=server.stop)
     stopper.start()  # shutdown begins while the requests wait for the model
     time.sleep(0.3)
@@ -401,18 +431,21 @@ def test_cli_serve_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert option in out
 
 
-def test_missing_server_extra_names_it() -> None:
-    """Without Starlette, importing the server (or `serve`) says which extra to install."""
+@pytest.mark.parametrize("hidden", ["starlette", "prometheus_client"])
+def test_missing_server_extra_names_it(hidden: str) -> None:
+    """Without Starlette (or prometheus_client), importing the server (or `serve`) says which
+    extra to install."""
     code = (
         "import sys\n"
-        "sys.modules['starlette'] = None\n"
+        f"sys.modules[{hidden!r}] = None\n"
         "from colbert_plugins.errors import MissingDependencyError\n"
         "try:\n"
         "    import colbert_plugins.server\n"
         "except MissingDependencyError as exc:\n"
         "    assert 'colbert-plugins[server]' in str(exc), exc\n"
+        f"    assert {hidden!r} in str(exc), exc\n"
         "else:\n"
-        "    raise SystemExit('imported without starlette')\n"
+        f"    raise SystemExit('imported without {hidden}')\n"
         "from colbert_plugins.cli import main\n"
         "assert main(['serve', '--model', 'unused']) == 1\n"
     )
@@ -425,8 +458,9 @@ def test_missing_server_extra_names_it() -> None:
 
 def test_core_import_does_not_import_the_server() -> None:
     code = (
-        "import sys, colbert_plugins, colbert_plugins.cli\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn'))\n"
+        "import sys, colbert_plugins, colbert_plugins.cli, colbert_plugins.index\n"
+        "lazy = ('starlette', 'uvicorn', 'prometheus_client', 'pydantic', 'filelock')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in lazy)\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

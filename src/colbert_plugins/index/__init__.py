@@ -3,11 +3,14 @@
 - :class:`ColBERTIndex` (:mod:`.base`): the interface every backend implements (``add``,
   ``delete``, ``search``, ``search_batch``, ``get``, ``ids``, ``len``); the LangChain and
   LlamaIndex retrievers and the CLI take any of them. Searches take a metadata ``filter``
-  (:func:`check_filter`).
+  (:func:`check_filter`, the filter language of :mod:`.filters`). A backend implements
+  ``_search_vectors`` and ``_upsert``; the base class checks the arguments.
 - :class:`InMemoryIndex` (:mod:`.memory`): the embedded default, exact MaxSim in process
   (a batch of queries in one pass over the vectors).
 - :class:`CompressedIndex` (:mod:`.compressed`, extra ``index`` to build one): compressed,
-  memory-mapped token vectors on disk, candidates from inverted lists, for ~1M passages.
+  memory-mapped token vectors on disk, candidates from inverted lists, for ~1M passages
+  (search stages in :mod:`.compressed_search`, writes in :mod:`.compressed_write`, one writer
+  at a time: :class:`IndexLockedError`).
 - :class:`~colbert_plugins.index.qdrant.QdrantIndex` (:mod:`.qdrant`, extra ``qdrant``): the
   same interface on Qdrant. Import it from :mod:`colbert_plugins.index.qdrant`; importing this
   package never imports ``qdrant_client``.
@@ -25,6 +28,7 @@ from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
+    IndexLockedError,
     IndexMismatchError,
     MetadataFilter,
     SearchHit,
@@ -43,6 +47,7 @@ __all__ = [
     "CompressedIndex",
     "InMemoryIndex",
     "IndexFormatError",
+    "IndexLockedError",
     "IndexMismatchError",
     "IndexedDocument",
     "MetadataFilter",

@@ -6,7 +6,7 @@
   :class:`~colbert_plugins.index.qdrant.QdrantIndex`).
 - :class:`SearchHit`, :class:`IndexedDocument`: what searches and lookups return.
 - Metadata filters (:func:`check_filter`, :func:`matches_filter`): the one filter language
-  every backend implements.
+  every backend implements, in :mod:`.filters` (re-exported here).
 - The index errors, and the argument checks the backends and retrievers share.
 
 Import these from :mod:`colbert_plugins.index`, which re-exports them. No framework import
@@ -17,31 +17,34 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from ..checks import check_query
+from ..checks import check_int, check_query
 from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT, FloatArray
+from .filters import MetadataFilter, check_filter, filter_predicate, matches_filter
 
 __all__ = [
     "ADD_CHUNK",
     "ColBERTIndex",
     "IndexFormatError",
+    "IndexLockedError",
     "IndexMismatchError",
     "IndexedDocument",
     "MetadataFilter",
     "SearchHit",
     "UnknownIdError",
     "check_documents",
+    "check_encoded",
     "check_filter",
     "check_ids",
     "check_json_metadata",
@@ -49,13 +52,14 @@ __all__ = [
     "check_known",
     "check_query_batch",
     "check_query_vectors",
+    "document_line",
     "filter_predicate",
+    "locate",
     "matches_filter",
+    "top_k",
 ]
 
-#: A metadata filter as callers write it: ``{field: value}`` (equality) or
-#: ``{field: [value, ...]}`` (membership), all fields ANDed. See :func:`check_filter`.
-MetadataFilter = Mapping[str, Any]
+Position = TypeVar("Position")
 
 #: Documents encoded per chunk by :meth:`ColBERTIndex.add` (bounds the vectors held at once).
 ADD_CHUNK = 1024
@@ -70,6 +74,11 @@ class IndexMismatchError(ColBERTError):
 
 class IndexFormatError(ColBERTError):
     """A saved index is missing, incomplete, corrupt, or of an unsupported format version."""
+
+
+class IndexLockedError(ColBERTError):
+    """Another writer (a process, or another index object on the same directory) holds an
+    index's write lock for longer than the writer asking for it was willing to wait."""
 
 
 class UnknownIdError(ColBERTError, LookupError):
@@ -143,13 +152,44 @@ class ColBERTIndex(ABC):
             show_progress: show a progress bar while encoding.
         """
         texts, ids_list, metas = check_documents(texts, ids, metadatas)
-        for start in range(0, len(texts), ADD_CHUNK):
-            chunk = slice(start, start + ADD_CHUNK)
-            vectors = self.model.encode_documents(
-                texts[chunk], batch_size=batch_size, show_progress=show_progress
-            )
-            self._upsert(ids_list[chunk], texts[chunk], metas[chunk], vectors)
+        chunks = self._encode_chunks(texts, batch_size, show_progress)
+        self._add_encoded(ids_list, texts, metas, chunks, show_progress=show_progress)
         return ids_list
+
+    def _encode_chunks(
+        self, texts: list[str], batch_size: int, show_progress: bool
+    ) -> Iterator[tuple[slice, list[FloatArray]]]:
+        """The documents of one :meth:`add` encoded a chunk at a time (lazily), each as its
+        slice of ``texts`` and its vectors."""
+        start = 0
+        while start < len(texts):
+            part = slice(start, start + self._chunk_size(start))
+            yield (
+                part,
+                self.model.encode_documents(
+                    texts[part], batch_size=batch_size, show_progress=show_progress
+                ),
+            )
+            start = part.stop
+
+    def _chunk_size(self, start: int) -> int:
+        """Documents encoded at once from position ``start`` of an add: :data:`ADD_CHUNK`
+        (bounds the vectors held at once)."""
+        return ADD_CHUNK
+
+    def _add_encoded(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metadatas: list[dict[str, Any]],
+        chunks: Iterator[tuple[slice, list[FloatArray]]],
+        *,
+        show_progress: bool = False,
+    ) -> None:
+        """Store the checked documents of one :meth:`add` as ``chunks`` encodes them; by
+        default each chunk is one :meth:`_upsert`. ``show_progress``: what the add was given."""
+        for part, vectors in chunks:
+            self._upsert(ids[part], texts[part], metadatas[part], vectors)
 
     def search(
         self, query: str, k: int = 10, *, filter: MetadataFilter | None = None
@@ -187,6 +227,16 @@ class ColBERTIndex(ABC):
             return [[] for _ in texts]
         return self.search_vectors_batch(self.model.encode_queries(texts), k, filter=checked)
 
+    def search_vectors(
+        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    ) -> list[SearchHit]:
+        """Like :meth:`search`, for an already encoded query (``model.encode_queries``): a
+        ``[n, dim]`` array. The arguments are checked here; backends implement
+        :meth:`_search_vectors`."""
+        k = check_k(k)
+        query = check_query_vectors(query_vectors, self.model.dim)
+        return self._search_vectors(query, k, check_filter(filter))
+
     def search_vectors_batch(
         self,
         query_vectors: Sequence[FloatArray] | FloatArray,
@@ -195,28 +245,33 @@ class ColBERTIndex(ABC):
         filter: MetadataFilter | None = None,
     ) -> list[list[SearchHit]]:
         """:meth:`search_vectors` for several encoded queries: a list of ``[n_i, dim]`` arrays
-        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query.
-
-        This default runs :meth:`search_vectors` once per query; backends that can score a
-        batch in one pass over their vectors override it.
+        (lengths may differ) or one ``[batch, n, dim]`` array; one list of hits per query
+        (backends that can score a batch in one pass over their vectors do).
         """
         queries = check_query_batch(query_vectors, self.model.dim)
         checked = check_filter(filter)
         k = check_k(k)
-        return [self.search_vectors(query, k, filter=checked) for query in queries]
+        return self._search_vectors_batch(queries, k, checked)
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
 
     @abstractmethod
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, filter: dict[str, Any] | None
     ) -> list[SearchHit]:
-        """Like :meth:`search`, for an already encoded query (``model.encode_queries``).
+        """The ``k`` best documents for one checked query (float32 ``[n, dim]``), best first.
 
-        Implementations validate ``filter`` with :func:`check_filter` and apply it before the
-        top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
+        ``filter`` is checked (:func:`check_filter`'s normal form, or ``None``); apply it
+        before the top-``k`` cut, with exactly the semantics of :func:`matches_filter`.
         """
+
+    def _search_vectors_batch(
+        self, queries: list[FloatArray], k: int, filter: dict[str, Any] | None
+    ) -> list[list[SearchHit]]:
+        """:meth:`_search_vectors` for each query; backends that can score a batch in one
+        pass over their vectors override it."""
+        return [self._search_vectors(query, k, filter) for query in queries]
 
     @abstractmethod
     def delete(self, ids: Iterable[str], *, missing_ok: bool = False) -> None:
@@ -250,6 +305,26 @@ class ColBERTIndex(ABC):
         vectors: list[FloatArray],
     ) -> None:
         """Store encoded documents, replacing those with the same ids."""
+
+
+# -- ranking -----------------------------------------------------------------------------------
+
+
+def top_k(scores: npt.NDArray[Any], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``k`` largest ``scores``, best first, equal scores in index order.
+
+    >>> top_k(np.array([0.5, 2.0, 0.5, 1.0, 0.5]), 3).tolist()
+    [1, 3, 0]
+    """
+    n = len(scores)
+    if k < n:
+        # Keep every score tied with the k-th best, then order those stably.
+        kth = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(n)
+    order = np.argsort(-scores[candidates], kind="stable")[:k]
+    return candidates[order]
 
 
 # -- validation helpers (shared with the Qdrant backend and the retrievers) --------------------
@@ -332,12 +407,8 @@ def model_differences(manifest: Mapping[str, Any], model: ColBERT) -> str:
 
 
 def check_k(k: Any, name: str = "k") -> int:
-    """A positive number of results."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {k!r}")
-    if k < 1:
-        raise InvalidArgumentError(f"{name} must be >= 1, got {k}")
-    return int(k)
+    """A positive number of results (:func:`~colbert_plugins.checks.check_int`)."""
+    return check_int(k, name)
 
 
 def check_ids(ids: Any) -> list[str]:
@@ -363,6 +434,20 @@ def check_known(ids: Iterable[str], known: Container[str], *, missing_ok: bool =
     missing = [i for i in ids if i not in known]
     if missing:
         raise UnknownIdError(missing)
+
+
+def locate(
+    ids: Any, positions: Mapping[str, Position], *, missing_ok: bool = False
+) -> list[tuple[str, Position]]:
+    """Each of ``ids`` (:func:`check_ids`) with its entry in ``positions``, in the order given.
+    Unknown ids raise :class:`UnknownIdError`, unless ``missing_ok``, which skips them.
+
+    >>> locate(["b", "a"], {"a": 0, "b": 1})
+    [('b', 1), ('a', 0)]
+    """
+    wanted = check_ids(ids)
+    check_known(wanted, positions, missing_ok=missing_ok)
+    return [(doc_id, positions[doc_id]) for doc_id in wanted if doc_id in positions]
 
 
 def check_documents(
@@ -433,6 +518,25 @@ def check_json_metadata(doc_id: str, metadata: dict[str, Any]) -> str:
     return encoded
 
 
+def check_encoded(ids: Sequence[str], vectors: Sequence[FloatArray], dim: int) -> None:
+    """A :class:`ColBERTError` naming the first document whose vectors are not ``[n, dim]``
+    (what an encoder must have produced)."""
+    for doc_id, v in zip(ids, vectors, strict=True):
+        if v.ndim != 2 or v.shape[1] != dim:
+            raise ColBERTError(
+                f"document {doc_id!r} was encoded to shape {v.shape}, expected [n, {dim}]"
+            )
+
+
+def document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> str:
+    """The stored JSON line of a document: ``{"id", "text", "metadata"}``, with metadata that
+    comes back equal (:func:`check_json_metadata`)."""
+    check_json_metadata(doc_id, metadata)
+    return json.dumps(
+        {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, allow_nan=False
+    )
+
+
 def check_query_batch(queries: Any, dim: int) -> list[FloatArray]:
     """Several encoded queries: a ``[batch, n, dim]`` array or a sequence of ``[n_i, dim]``
     arrays, as a list of float32 ``[n_i, dim]`` arrays."""
@@ -470,156 +574,3 @@ def check_query_vectors(query: Any, dim: int) -> FloatArray:
             f"query vectors must be a [n, {dim}] array, got shape {array.shape}"
         )
     return array
-
-
-# -- metadata filters --------------------------------------------------------------------------
-
-_SCALAR_TYPES = (str, int, float, bool, type(None))
-_MEMBERSHIP_TYPES = (list, tuple, set, frozenset)
-_ACCEPTED = (
-    "a JSON scalar (str, int, float, bool or None) for equality, or a list, tuple or set of "
-    "them for membership"
-)
-
-
-def check_filter(filter: Any) -> dict[str, Any] | None:
-    """Validate a metadata filter; return it normalized (``None`` for no filter).
-
-    A filter is a mapping from metadata field names to conditions, all of which must hold:
-
-    - a scalar (``str``, ``int``, ``float``, ``bool`` or ``None``): the field equals it;
-    - a ``list``, ``tuple``, ``set`` or ``frozenset`` of scalars: the field equals one of them
-      (an empty collection matches no document).
-
-    The normalized form keeps scalars and turns every collection into a tuple (duplicates
-    removed, order kept). Numpy scalars become Python ones. Keys are top-level metadata
-    field names, taken literally (``"a.b"`` is the field named ``a.b``, not a nested path).
-    An empty mapping is no filter at all. See :func:`matches_filter` for how values compare.
-
-    >>> check_filter({"source": "a.pdf", "year": [2023, 2024]})
-    {'source': 'a.pdf', 'year': (2023, 2024)}
-    >>> check_filter({}) is None
-    True
-
-    Raises:
-        InvalidArgumentTypeError: the filter is not a mapping, a key is not a string, or a
-            value is not a JSON scalar or a collection of them (nested dicts and lists are
-            not conditions).
-        InvalidArgumentError: a key is empty, or a value is NaN or infinite.
-    """
-    if filter is None:
-        return None
-    if not isinstance(filter, Mapping):
-        raise InvalidArgumentTypeError(
-            "filter must be a mapping of metadata field -> value (equality) or list of values "
-            f"(membership), e.g. {{'source': 'a.pdf'}}; got {type(filter).__name__}"
-        )
-    checked: dict[str, Any] = {}
-    for key, value in filter.items():
-        if not isinstance(key, str):
-            raise InvalidArgumentTypeError(
-                f"filter keys must be metadata field names (str), got {type(key).__name__} {key!r}"
-            )
-        if not key:
-            raise InvalidArgumentError("filter keys must be non-empty metadata field names")
-        if isinstance(value, _MEMBERSHIP_TYPES):
-            members = [_filter_scalar(key, item, membership=True) for item in value]
-            checked[key] = tuple(_dedupe(members))
-        else:
-            checked[key] = _filter_scalar(key, value, membership=False)
-    return checked or None
-
-
-def matches_filter(metadata: Mapping[str, Any], filter: MetadataFilter | None) -> bool:
-    """Whether a document's metadata satisfies a filter (validated by :func:`check_filter`).
-
-    Values compare as JSON values: strings with strings, numbers by value (``1`` matches
-    ``1.0``), booleans only with booleans (``True`` does not match ``1``), ``None`` with
-    ``None`` (a field present and null). A field whose value is a list matches when any of
-    its elements does (so ``{"tag": "a"}`` matches ``{"tag": ["a", "b"]}``), as in Qdrant. A
-    document without the field never matches.
-
-    >>> matches_filter({"year": 2024, "tags": ["a", "b"]}, {"year": (2023, 2024), "tags": "b"})
-    True
-    >>> matches_filter({"flag": 1}, {"flag": True})
-    False
-    >>> matches_filter({}, {"source": None})
-    False
-    """
-    return filter_predicate(filter)(metadata)
-
-
-def filter_predicate(filter: MetadataFilter | None) -> Callable[[Mapping[str, Any]], bool]:
-    """:func:`matches_filter` with the filter validated and compiled once: a function of the
-    metadata. Membership tests are set lookups, so a filter listing thousands of values stays
-    cheap per document. ``None`` (or ``{}``) matches everything.
-    """
-    checked = check_filter(filter)
-    if not checked:
-        return _always
-    conditions = [
-        (key, frozenset(_typed_key(w) for w in (v if isinstance(v, tuple) else (v,))))
-        for key, v in checked.items()
-    ]
-
-    def predicate(metadata: Mapping[str, Any]) -> bool:
-        for key, wanted in conditions:
-            if key not in metadata:
-                return False
-            value = metadata[key]
-            values = value if isinstance(value, list | tuple) else (value,)
-            if not any(_typed_key(v) in wanted for v in values):
-                return False
-        return True
-
-    return predicate
-
-
-def _always(metadata: Mapping[str, Any]) -> bool:
-    return True
-
-
-def _filter_scalar(key: str, value: Any, *, membership: bool) -> Any:
-    if isinstance(value, np.generic) and not isinstance(value, np.str_ | np.bytes_):
-        value = value.item()
-    if isinstance(value, _SCALAR_TYPES):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidArgumentError(
-                f"filter[{key!r}] holds {value!r}: NaN and infinity are not JSON values and "
-                "match nothing"
-            )
-        return str(value) if isinstance(value, str) else value
-    where = f"filter[{key!r}]" + (" contains" if membership else " is")
-    nested = " (nested collections are not conditions)" if membership else ""
-    raise InvalidArgumentTypeError(
-        f"{where} a {type(value).__name__} ({value!r:.60}){nested}; a filter value must be "
-        + _ACCEPTED
-    )
-
-
-def _dedupe(values: list[Any]) -> list[Any]:
-    seen: set[tuple[Any, ...] | None] = set()
-    kept = []
-    for value in values:
-        key = _typed_key(value)
-        if key not in seen:
-            seen.add(key)
-            kept.append(value)
-    return kept
-
-
-def _typed_key(value: Any) -> tuple[Any, ...] | None:
-    """A hashable key under which two values are equal exactly when they are equal JSON
-    values: bools only equal bools, numbers compare by value (``1 == 1.0``), strings with
-    strings, ``None`` with ``None``. Anything else (dicts, nested lists) gets ``None``, which
-    no filter value has."""
-    if isinstance(value, bool | np.bool_):
-        return ("bool", bool(value))
-    if value is None:
-        return ("null",)
-    if isinstance(value, int | float | np.integer | np.floating):
-        number = value.item() if isinstance(value, np.generic) else value
-        return ("number", number)
-    if isinstance(value, str):
-        return ("str", str(value))
-    return None

@@ -21,10 +21,8 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,28 +30,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
+from ..checks import check_optional_int
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+from ..files import fsync_dir, fsync_file, replace_directory, sibling_directory
 from ..model import ColBERT, FloatArray
 from ..scoring import segmented_maxsim_batch
 from .base import (
     ColBERTIndex,
     IndexedDocument,
     IndexFormatError,
-    MetadataFilter,
     SearchHit,
-    check_filter,
+    check_encoded,
     check_ids,
     check_index_model,
-    check_json_metadata,
-    check_k,
     check_known,
     check_manifest_fields,
-    check_query_batch,
-    check_query_vectors,
+    document_line,
     filter_predicate,
+    locate,
     read_manifest_json,
+    top_k,
 )
-from .store import fsync_dir, fsync_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -155,12 +152,7 @@ class InMemoryIndex(ColBERTIndex):
             raise InvalidArgumentTypeError(
                 f"model must be a ColBERT instance, got {type(model).__name__}"
             )
-        if blas_threads is not None and (
-            isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1
-        ):
-            raise InvalidArgumentError(
-                f"blas_threads must be None or a positive integer, got {blas_threads!r}"
-            )
+        check_optional_int(blas_threads, "blas_threads")
         self.model = model
         self.dtype = _check_dtype(dtype)
         self.blas_threads = blas_threads
@@ -203,55 +195,30 @@ class InMemoryIndex(ColBERTIndex):
         return (state.tokens - state.dead_tokens) * self.model.dim * self.dtype.itemsize
 
     def get(self, ids: Iterable[str], *, missing_ok: bool = False) -> list[IndexedDocument]:
-        wanted = check_ids(ids)
         state = self._state
-        check_known(wanted, state.positions, missing_ok=missing_ok)
-        found = []
-        for doc_id in wanted:
-            slot = state.positions.get(doc_id)
-            if slot is not None:
-                found.append(
-                    IndexedDocument(doc_id, state.texts[slot], copy.deepcopy(state.metadatas[slot]))
-                )
-        return found
+        return [
+            IndexedDocument(doc_id, state.texts[slot], copy.deepcopy(state.metadatas[slot]))
+            for doc_id, slot in locate(ids, state.positions, missing_ok=missing_ok)
+        ]
 
     def get_vectors(self, ids: Iterable[str]) -> list[FloatArray]:
         """The stored token vectors of these documents (float32 copies), in the order given."""
-        wanted = check_ids(ids)
         state = self._state
-        check_known(wanted, state.positions)
-        result = []
-        for doc_id in wanted:
-            slot = state.positions[doc_id]
-            rows = state.buffer[state.offsets[slot] : state.offsets[slot + 1]]
-            result.append(rows.astype(np.float32))
-        return result
+        return [
+            state.buffer[state.offsets[slot] : state.offsets[slot + 1]].astype(np.float32)
+            for _, slot in locate(ids, state.positions)
+        ]
 
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, filter: dict[str, Any] | None
     ) -> list[SearchHit]:
-        k = check_k(k)
-        query = check_query_vectors(query_vectors, self.model.dim)
-        return self._search([query], k, check_filter(filter))[0]
+        return self._search_vectors_batch([query], k, filter)[0]
 
-    def search_vectors_batch(
-        self,
-        query_vectors: Sequence[FloatArray] | FloatArray,
-        k: int = 10,
-        *,
-        filter: MetadataFilter | None = None,
-    ) -> list[list[SearchHit]]:
-        """Several encoded queries scored in one pass over the stored vectors (one matrix
-        product per block for all of them), one list of hits per query; see
-        :meth:`ColBERTIndex.search_vectors_batch`. Each list equals what
-        :meth:`search_vectors` returns for that query."""
-        k = check_k(k)
-        queries = check_query_batch(query_vectors, self.model.dim)
-        return self._search(queries, k, check_filter(filter))
-
-    def _search(
+    def _search_vectors_batch(
         self, queries: list[FloatArray], k: int, checked: dict[str, Any] | None
     ) -> list[list[SearchHit]]:
+        """Every query scored in one pass over the stored vectors (one matrix product per
+        block for all of them); each list equals what :meth:`search_vectors` returns."""
         state = self._state  # one consistent snapshot for every query
         if not queries:
             return []
@@ -269,7 +236,7 @@ class InMemoryIndex(ColBERTIndex):
             scores /= lengths[:, None]
         results = []
         for row in scores:
-            top = _top_k(row[slots], k)
+            top = top_k(row[slots], k)
             results.append(
                 [
                     SearchHit(
@@ -294,12 +261,7 @@ class InMemoryIndex(ColBERTIndex):
     ) -> None:
         if not ids:
             return
-        for doc_id, v in zip(ids, vectors, strict=True):
-            if v.ndim != 2 or v.shape[1] != self.model.dim:
-                raise ColBERTError(
-                    f"document {doc_id!r} was encoded to shape {v.shape}, expected "
-                    f"[n, {self.model.dim}]"
-                )
+        check_encoded(ids, vectors, self.model.dim)
         new_rows = np.concatenate(vectors, axis=0) if vectors else None
         lengths = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=len(vectors))
         with self._lock:
@@ -383,7 +345,7 @@ class InMemoryIndex(ColBERTIndex):
         rows = np.repeat(state.live, lengths)
         vectors = np.ascontiguousarray(state.buffer[: state.tokens][rows])
         offsets = np.concatenate([[0], np.cumsum(lengths[slots])]).astype(np.int64)
-        lines = [_document_line(state.ids[s], state.texts[s], state.metadatas[s]) for s in slots]
+        lines = [document_line(state.ids[s], state.texts[s], state.metadatas[s]) for s in slots]
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -396,8 +358,7 @@ class InMemoryIndex(ColBERTIndex):
             "tokens": len(vectors),
             "normalize_scores": self.model.config.normalize_scores,
         }
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp = sibling_directory(target)
         try:
             with (tmp / _VECTORS).open("wb") as fh:
                 np.save(fh, vectors, allow_pickle=False)
@@ -414,7 +375,7 @@ class InMemoryIndex(ColBERTIndex):
                 fh.write("\n")
                 fsync_file(fh)
             fsync_dir(tmp)
-            _replace_dir(tmp, target)
+            replace_directory(tmp, target, durable=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -494,22 +455,7 @@ class InMemoryIndex(ColBERTIndex):
         return index
 
 
-# -- scoring -----------------------------------------------------------------------------------
-
-
-def _top_k(scores: FloatArray, k: int) -> list[int]:
-    """Indices of the ``k`` largest scores, best first, ties in index order."""
-    n = len(scores)
-    if n == 0:
-        return []
-    if k < n:
-        # Keep every score tied with the k-th best, then order those stably.
-        kth = np.partition(scores, n - k)[n - k]
-        candidates = np.flatnonzero(scores >= kth)
-    else:
-        candidates = np.arange(n)
-    order = np.argsort(-scores[candidates], kind="stable")
-    return [int(candidates[i]) for i in order[:k]]
+# -- helpers -----------------------------------------------------------------------------------
 
 
 def resolve_index(
@@ -599,13 +545,6 @@ def _maybe_compact(state: _State) -> _State:
     )
 
 
-def _document_line(doc_id: str, text: str, metadata: dict[str, Any]) -> str:
-    check_json_metadata(doc_id, metadata)
-    return json.dumps(
-        {"id": doc_id, "text": text, "metadata": metadata}, ensure_ascii=False, allow_nan=False
-    )
-
-
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / _MANIFEST
     manifest = read_manifest_json(path, f"{root} is not a saved index (no {_MANIFEST})")
@@ -623,20 +562,3 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     if manifest.get("dtype") not in _DTYPES:
         raise IndexFormatError(f"{path} has an unsupported dtype {manifest.get('dtype')!r}")
     return manifest
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then removed."""
-    if not target.exists():
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous index back
-        raise
-    fsync_dir(target.parent)
-    shutil.rmtree(old, ignore_errors=True)

@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidArgumentTypeError, MissingDependencyError
+from ..checks import require
+from ..errors import InvalidArgumentError, InvalidArgumentTypeError
 from ..model import ColBERT, FloatArray
 from ..pooling import Muvera, mean_pool
 from .base import (
@@ -51,16 +52,11 @@ from .base import (
     check_json_metadata,
     check_k,
     check_known,
-    check_query_vectors,
 )
 
-try:
-    from qdrant_client import QdrantClient, models
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides qdrant_client
-    raise MissingDependencyError(
-        "colbert_plugins.index.qdrant needs qdrant-client; install it with "
-        '`pip install "colbert-plugins[qdrant]"`'
-    ) from exc
+require("qdrant_client", extra="qdrant", feature=__name__)
+
+from qdrant_client import QdrantClient, models  # noqa: E402
 
 __all__ = [
     "COLBERT_VECTOR",
@@ -308,12 +304,9 @@ class QdrantIndex(ColBERTIndex):
                 )
         return documents
 
-    def search_vectors(
-        self, query_vectors: FloatArray, k: int = 10, *, filter: MetadataFilter | None = None
+    def _search_vectors(
+        self, query: FloatArray, k: int, checked: dict[str, Any] | None
     ) -> list[SearchHit]:
-        k = check_k(k)
-        query = check_query_vectors(query_vectors, self.model.dim)
-        checked = check_filter(filter)
         payload_filter = None
         if checked is not None:
             if any(isinstance(v, tuple) and not v for v in checked.values()):

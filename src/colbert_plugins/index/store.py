@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -47,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidArgumentError
+from ..files import fsync_dir, fsync_file
 from .base import IndexFormatError, check_manifest_fields, read_manifest_json
 from .codec import ResidualCodec
 
@@ -57,6 +59,7 @@ __all__ = [
     "READABLE_VERSIONS",
     "Segment",
     "SegmentWriter",
+    "Snapshot",
     "fsync_dir",
     "fsync_file",
     "load_codec",
@@ -83,23 +86,6 @@ ORIGINALS = "originals.f16"
 MANIFEST = "manifest.json"
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename into it) to disk, where the platform can."""
-    if os.name != "posix":  # pragma: no cover - directories cannot be opened on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(fh: Any) -> None:
-    """Flush an open file's buffers and the file itself to disk."""
-    fh.flush()
-    os.fsync(fh.fileno())
 
 
 def _write_array(path: Path, array: npt.NDArray[Any]) -> None:
@@ -532,6 +518,39 @@ class SegmentWriter:
             fh.close()
         self._close_pair_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed state of an index: its codec and segments, and where each live document
+    is. A search or lookup reads one snapshot throughout; a commit makes a new one."""
+
+    codec: ResidualCodec | None
+    codec_info: dict[str, Any] | None
+    segments: tuple[Segment, ...]
+    positions: dict[str, tuple[int, int]]  # id -> (segment number, document in segment)
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(None, None, (), {})
+
+    @classmethod
+    def of(
+        cls, codec: ResidualCodec, codec_info: dict[str, Any], segments: Sequence[Segment]
+    ) -> Snapshot:
+        """The snapshot of these segments (their live documents)."""
+        positions: dict[str, tuple[int, int]] = {}
+        for s, seg in enumerate(segments):
+            for local in np.flatnonzero(seg.live):
+                positions[seg.ids[int(local)]] = (s, int(local))
+        return cls(codec, codec_info, tuple(segments), positions)
 
 
 # -- manifest ----------------------------------------------------------------------------------

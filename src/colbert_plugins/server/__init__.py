@@ -5,27 +5,21 @@ Start it with ``colbert-plugins serve --model M`` or, from Python::
     from colbert_plugins.server import serve
     serve("answerdotai/answerai-colbert-small-v1", port=8000)
 
-Needs the ``server`` extra (Starlette and uvicorn); importing this package without it raises
-:class:`~colbert_plugins.errors.MissingDependencyError`. See :mod:`.app` for the endpoints
-and :mod:`.batching` for how concurrent requests share model calls.
+Needs the ``server`` extra (Starlette, uvicorn, pydantic, prometheus_client); importing this
+package without it raises :class:`~colbert_plugins.errors.MissingDependencyError`. See
+:mod:`.app` for the endpoints and :mod:`.batching` for how concurrent requests share model
+calls.
 """
 
 from __future__ import annotations
 
-from ..errors import MissingDependencyError
+from ..checks import require
 
-try:
-    import starlette  # noqa: F401
-    import uvicorn  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides them
-    raise MissingDependencyError(
-        "colbert_plugins.server needs Starlette and uvicorn; install them with "
-        '`pip install "colbert-plugins[server]"`'
-    ) from exc
+require("starlette", "uvicorn", "pydantic", "prometheus_client", extra="server", feature=__name__)
 
-from .app import ServerSettings, create_app
-from .batching import Batcher, QueueFullError, Scores
-from .runner import BackgroundServer, serve
+from .app import ServerSettings, create_app  # noqa: E402
+from .batching import Batcher, QueueFullError, Scores  # noqa: E402
+from .runner import BackgroundServer, serve  # noqa: E402
 
 __all__ = [
     "BackgroundServer",

@@ -33,7 +33,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
-from ..errors import InvalidArgumentError, InvalidArgumentTypeError
+from ..checks import check_int
+from ..errors import InvalidArgumentError
 from ..model import ColBERT, rank_order
 from .batching import DEFAULT_MAX_BATCH_DOCUMENTS, DEFAULT_MAX_QUEUE, Batcher, QueueFullError
 from .metrics import CONTENT_TYPE, Metrics
@@ -82,11 +83,7 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         for name in ("max_documents", "max_request_bytes", "max_queue", "max_batch_documents"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidArgumentTypeError(f"{name} must be a positive integer, got {value!r}")
-            if value < 1:
-                raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
+            check_int(getattr(self, name), name)
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise InvalidArgumentError("api_key must be a non-empty string or None")
         served = self.served_model_name

@@ -1,9 +1,11 @@
-"""Request parsing and validation for the rerank APIs, and the JSON responses.
+"""The rerank APIs' request bodies (pydantic models) and JSON responses.
 
-Framework-free: every function takes decoded JSON (plain Python objects) and returns frozen
-dataclasses, or raises :class:`RequestError` carrying the HTTP status and a message that says
-what was wrong and how to fix it. Unknown fields are ignored, so that clients written for
-Cohere, Jina or TEI (which send ``model``, ``max_tokens_per_doc``, ``truncate``, ...) work.
+Each request body is a pydantic model in strict mode (a JSON ``"2"`` is not an integer, ``1``
+is not ``true``); :func:`parse_rerank` and :func:`parse_tei` validate decoded JSON and turn the
+first validation error into a :class:`RequestError` carrying the HTTP status and one line that
+says what was wrong (``documents[1] must be a string or an object with a text string, got
+integer``). Unknown fields are ignored, so that clients written for Cohere, Jina or TEI (which
+send ``model``, ``max_tokens_per_doc``, ``truncate``, ...) work.
 """
 
 from __future__ import annotations
@@ -12,7 +14,19 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "Limits",
@@ -51,25 +65,78 @@ class Limits:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
 
-@dataclass(frozen=True)
-class RerankRequest:
-    """A Cohere/Jina ``/v1/rerank`` or ``/v2/rerank`` request."""
-
-    query: str
-    documents: list[str]
-    top_n: int | None = None
-    return_documents: bool = False
-    model: str | None = None
+def _text_of(value: Any) -> Any:
+    """A document object's ``text`` (then checked as a string, like a plain document)."""
+    return value["text"] if isinstance(value, dict) and "text" in value else value
 
 
-@dataclass(frozen=True)
-class TeiRequest:
+def _default_false(value: Any) -> Any:
+    return False if value is None else value
+
+
+#: A document: a string, or an object with a ``text`` string (other keys ignored).
+Document = Annotated[StrictStr, BeforeValidator(_text_of)]
+#: A flag: ``true``, ``false``, or ``null`` for the default (false).
+Flag = Annotated[bool, BeforeValidator(_default_false)]
+
+#: What each field (``name[]``: each item of a list field) must be, for the error message.
+_EXPECTED = {
+    "query": "a string",
+    "documents": "a list of strings or of objects with a text field",
+    "documents[]": "a string or an object with a text string",
+    "texts": "a list of strings",
+    "texts[]": "a string",
+    "top_n": "a positive integer or null",
+    "model": "a string",
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    @field_validator("query", check_fields=False)
+    @classmethod
+    def _query_has_text(cls, query: str) -> str:
+        if not query.strip():
+            raise PydanticCustomError("empty", "must not be empty")
+        return query
+
+    @field_validator("documents", "texts", mode="before", check_fields=False)
+    @classmethod
+    def _within_limits(cls, items: Any, info: ValidationInfo) -> Any:
+        limits = info.context.get("limits") if isinstance(info.context, dict) else None
+        if isinstance(items, list) and limits is not None and len(items) > limits.max_documents:
+            raise RequestError(
+                413,
+                f"{info.field_name} holds {len(items)} items, more than this server's limit of "
+                f"{limits.max_documents}; split the request (or start the server with a larger "
+                "--max-documents)",
+                "payload_too_large",
+            )
+        return items
+
+
+Body = TypeVar("Body", bound=_Body)
+
+
+class RerankRequest(_Body):
+    """A Cohere/Jina ``/v1/rerank`` or ``/v2/rerank`` request. ``top_n`` larger than the
+    number of documents means all of them."""
+
+    query: StrictStr
+    documents: list[Document]
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: Flag = False
+    model: StrictStr | None = None
+
+
+class TeiRequest(_Body):
     """A Hugging Face Text Embeddings Inference ``/rerank`` request."""
 
-    query: str
-    texts: list[str]
-    raw_scores: bool = False
-    return_text: bool = False
+    query: StrictStr
+    texts: list[StrictStr]
+    raw_scores: Flag = False
+    return_text: Flag = False
 
 
 def error_body(message: str, error_type: str = "validation") -> dict[str, str]:
@@ -105,40 +172,15 @@ def parse_json(body: bytes) -> dict[str, Any]:
 def parse_rerank(data: dict[str, Any], limits: Limits) -> RerankRequest:
     """Validate a Cohere/Jina rerank request.
 
-    ``documents`` are strings or objects with a ``text`` string; ``top_n`` is null or a
-    positive integer (larger than the number of documents means all of them).
-
     >>> parse_rerank({"query": "q", "documents": ["a", {"text": "b"}], "top_n": 1}, Limits())
     RerankRequest(query='q', documents=['a', 'b'], top_n=1, return_documents=False, model=None)
+    >>> parse_rerank({"query": "q", "documents": ["a", {"txt": "b"}]}, Limits())
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.server.schemas.RequestError: documents[1] must be a string or an object \
+with a text string, got object
     """
-    query = _query(data)
-    raw = data.get("documents")
-    if not isinstance(raw, list):
-        raise RequestError(
-            422,
-            f"documents must be a list of strings or of objects with a text field, got "
-            f"{_json_type(raw)}",
-        )
-    _check_count(len(raw), "documents", limits)
-    documents = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):
-            documents.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("text"), str):
-            documents.append(item["text"])
-        else:
-            raise RequestError(
-                422,
-                f"documents[{i}] must be a string or an object with a text string, got "
-                f"{_json_type(item)}",
-            )
-    return RerankRequest(
-        query=query,
-        documents=documents,
-        top_n=_top_n(data.get("top_n")),
-        return_documents=_flag(data, "return_documents", False),
-        model=_optional_str(data, "model"),
-    )
+    return _validate(RerankRequest, data, limits)
 
 
 def parse_tei(data: dict[str, Any], limits: Limits) -> TeiRequest:
@@ -146,21 +188,36 @@ def parse_tei(data: dict[str, Any], limits: Limits) -> TeiRequest:
 
     >>> parse_tei({"query": "q", "texts": ["a"], "raw_scores": True}, Limits()).raw_scores
     True
+    >>> parse_tei({"query": "q", "texts": ["a"], "raw_scores": 1}, Limits())
+    Traceback (most recent call last):
+    ...
+    colbert_plugins.server.schemas.RequestError: raw_scores must be true or false, got integer
     """
-    query = _query(data)
-    texts = data.get("texts")
-    if not isinstance(texts, list):
-        raise RequestError(422, f"texts must be a list of strings, got {_json_type(texts)}")
-    _check_count(len(texts), "texts", limits)
-    for i, item in enumerate(texts):
-        if not isinstance(item, str):
-            raise RequestError(422, f"texts[{i}] must be a string, got {_json_type(item)}")
-    return TeiRequest(
-        query=query,
-        texts=list(texts),
-        raw_scores=_flag(data, "raw_scores", False),
-        return_text=_flag(data, "return_text", False),
-    )
+    return _validate(TeiRequest, data, limits)
+
+
+def _validate(model: type[Body], data: dict[str, Any], limits: Limits) -> Body:
+    try:
+        return model.model_validate(data, context={"limits": limits})
+    except ValidationError as exc:
+        raise _request_error(exc, data) from None
+
+
+def _request_error(exc: ValidationError, data: dict[str, Any]) -> RequestError:
+    """The first validation error as a 422 with one line: the field (``documents[1]``), what
+    it must be, and the JSON type it has."""
+    error = exc.errors(include_url=False)[0]
+    loc = error["loc"]
+    field = str(loc[0])
+    name, key, value = field, field, data.get(field)
+    if len(loc) > 1 and isinstance(loc[1], int) and isinstance(value, list):
+        name, key, value = f"{field}[{loc[1]}]", f"{field}[]", value[loc[1]]
+    if error["type"] == "empty":
+        return RequestError(422, f"{name} {error['msg']}")
+    if error["type"] == "greater_than_equal":
+        return RequestError(422, f"{name} must be >= {error['ctx']['ge']}, got {value!r}")
+    expected = _EXPECTED.get(key, "true or false")
+    return RequestError(422, f"{name} must be {expected}, got {_json_type(value)}")
 
 
 def cohere_response(
@@ -200,52 +257,6 @@ def tei_response(
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _query(data: dict[str, Any]) -> str:
-    query = data.get("query")
-    if not isinstance(query, str):
-        raise RequestError(422, f"query must be a string, got {_json_type(query)}")
-    if not query.strip():
-        raise RequestError(422, "query must not be empty")
-    return query
-
-
-def _check_count(n: int, field: str, limits: Limits) -> None:
-    if n > limits.max_documents:
-        raise RequestError(
-            413,
-            f"{field} holds {n} items, more than this server's limit of "
-            f"{limits.max_documents}; split the request (or start the server with a larger "
-            "--max-documents)",
-            "payload_too_large",
-        )
-
-
-def _top_n(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(422, f"top_n must be a positive integer or null, got {value!r}")
-    if value < 1:
-        raise RequestError(422, f"top_n must be >= 1, got {value}")
-    return value
-
-
-def _flag(data: dict[str, Any], name: str, default: bool) -> bool:
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise RequestError(422, f"{name} must be true or false, got {_json_type(value)}")
-    return value
-
-
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise RequestError(422, f"{name} must be a string, got {_json_type(value)}")
-    return value
 
 
 def _json_type(value: Any) -> str:
