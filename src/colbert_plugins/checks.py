@@ -208,5 +208,9 @@ def require(*modules: str, extra: str, feature: str) -> None:
 install it with `pip install "colbert-plugins[server]"`
     """
     for module in modules:
-        if importlib.util.find_spec(module) is None:  # finds it without importing it
+        try:
+            found = importlib.util.find_spec(module)  # finds it without importing it
+        except (ImportError, ValueError):  # a dotted name whose parent is missing
+            found = None
+        if found is None:
             raise missing_dependency(module, extra=extra, feature=feature)

@@ -31,6 +31,7 @@ from colbert_plugins.index import (
 from colbert_plugins.index.codec import ResidualCodec
 from colbert_plugins.langchain.retriever import ColBERTRetriever as LCRetriever
 from colbert_plugins.llama_index.retriever import ColBERTRetriever as LIRetriever
+from corpus import cranfield
 
 pytest.importorskip("faiss")
 
@@ -72,7 +73,6 @@ WORDS = [
     "token",
 ]
 TESTS = pathlib.Path(__file__).resolve().parent
-CRANFIELD = TESTS.parents[2] / "shared" / "data" / "cranfield"
 
 
 def random_texts(n: int, seed: int = 0) -> list[str]:
@@ -912,12 +912,7 @@ class TestLangChainStandardSuiteOnCompressedIndex(RetrieversIntegrationTests):
 
 @pytest.mark.integration
 def test_recall_against_exact_on_real_model(real_model: ColBERT, tmp_path: pathlib.Path) -> None:
-    if not (CRANFIELD / "corpus.jsonl").is_file():
-        pytest.skip(f"Cranfield data not found at {CRANFIELD}")
-    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for _, line in zip(range(150), fh, strict=False)]
-    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as fh:
-        queries = [json.loads(line)["text"] for _, line in zip(range(20), fh, strict=False)]
+    docs, queries = cranfield(150, 20)
     texts = [f"{d['title']} {d['text']}" for d in docs]
     ids = [d["_id"] for d in docs]
     vectors = real_model.encode_documents(texts)

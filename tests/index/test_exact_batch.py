@@ -18,6 +18,7 @@ from colbert_plugins.scoring import (
     segmented_maxsim,
     segmented_maxsim_batch,
 )
+from corpus import TEXTS
 
 # -- the kernel --------------------------------------------------------------------------------
 
@@ -103,16 +104,6 @@ def test_kernel_edge_cases() -> None:
 
 # -- the index API -----------------------------------------------------------------------------
 
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "london is on the thames",
-    "late interaction model",
-    "the seine is a river in paris, france!",
-    "what is a vector",
-]
 QUERIES = ["what is the capital of france", "the lazy dog", "a river", "x"]
 
 

@@ -25,20 +25,10 @@ from colbert_plugins.index import (
 )
 from colbert_plugins.model import rank_order
 from colbert_plugins.scoring import maxsim_scores, segmented_maxsim
+from corpus import QUERIES, QUERY, TEXTS_WITH_TIE
 from tiny_model import build_model_dir
 
-QUERY = "what is the capital of france"
-QUERIES = [QUERY, "the lazy dog", "late interaction model", "where is the river seine"]
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "paris is the capital of france",  # duplicate of 1: a tie, must stay after it
-    "london is on the thames",
-    "late interaction model",
-    "the seine is a river in paris, france!",
-]
+TEXTS = TEXTS_WITH_TIE
 IDS = [f"d{i}" for i in range(len(TEXTS))]
 METADATAS: list[dict[str, Any]] = [
     {"n": i, "tags": ["x", "y"], "nested": {"a": [1, 2.5, None, True]}, "uni": "Zürich ✓"}

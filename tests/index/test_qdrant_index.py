@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 import subprocess
 import sys
@@ -20,26 +19,14 @@ from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeErro
 from colbert_plugins.index import IndexedDocument, IndexMismatchError, InMemoryIndex, UnknownIdError
 from colbert_plugins.index.qdrant import COLBERT_VECTOR, FIXED_VECTOR, QdrantIndex, point_id
 from colbert_plugins.pooling import Muvera
+from corpus import QUERIES, QUERY, TEXTS, cranfield
 from tiny_model import build_model_dir
 
-QUERY = "what is the capital of france"
-QUERIES = [QUERY, "the lazy dog", "late interaction model", "where is the river seine"]
-TEXTS = [
-    "the cat sat on the mat",
-    "paris is the capital of france",
-    "berlin is the capital of germany",
-    "the quick brown fox jumps over the lazy dog",
-    "london is on the thames",
-    "late interaction model",
-    "the seine is a river in paris, france!",
-    "what is a vector",
-]
 IDS = [f"d{i}" for i in range(len(TEXTS))]
 METADATAS: list[dict[str, Any]] = [
     {"n": i, "tags": ["a", "b"], "nested": {"x": [1, 2.5, None]}, "uni": "Zürich ✓"}
     for i in range(len(TEXTS))
 ]
-CRANFIELD = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 
 
 @pytest.fixture
@@ -319,12 +306,7 @@ def test_core_index_imports_no_framework() -> None:
 
 @pytest.mark.integration
 def test_real_model_qdrant_agrees_with_exact(real_model: ColBERT, tmp_path: pathlib.Path) -> None:
-    if not (CRANFIELD / "corpus.jsonl").is_file():
-        pytest.skip(f"Cranfield data not found at {CRANFIELD}")
-    with (CRANFIELD / "corpus.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for _, line in zip(range(20), fh, strict=False)]
-    with (CRANFIELD / "queries.jsonl").open(encoding="utf-8") as fh:
-        queries = [json.loads(line)["text"] for _, line in zip(range(3), fh, strict=False)]
+    docs, queries = cranfield(20, 3)
     texts = [f"{d['title']} {d['text']}" for d in docs]
     ids = [d["_id"] for d in docs]
     metas = [{"title": d["title"]} for d in docs]

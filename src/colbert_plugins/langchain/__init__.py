@@ -18,20 +18,15 @@ Needs the ``langchain`` extra (``langchain-core``); importing this module withou
 
 from __future__ import annotations
 
-from ..checks import missing_dependency
+from ..checks import require
 
-try:
-    import langchain_core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain_core
-    raise missing_dependency(
-        "langchain-core", extra="langchain", feature="colbert_plugins.langchain"
-    ) from exc
+require("langchain_core", extra="langchain", feature=__name__)
 
-from ..registry import DEFAULT_MODEL
-from ._common import RELEVANCE_SCORE_KEY
-from .compressor import ColBERTRerank
-from .embeddings import ColBERTEmbeddings
-from .retriever import ColBERTRetriever
+from ..registry import DEFAULT_MODEL  # noqa: E402
+from ._common import RELEVANCE_SCORE_KEY  # noqa: E402
+from .compressor import ColBERTRerank  # noqa: E402
+from .embeddings import ColBERTEmbeddings  # noqa: E402
+from .retriever import ColBERTRetriever  # noqa: E402
 
 __all__ = [
     "DEFAULT_MODEL",

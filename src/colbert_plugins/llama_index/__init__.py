@@ -14,19 +14,14 @@ raises :class:`~colbert_plugins.errors.MissingDependencyError`.
 
 from __future__ import annotations
 
-from ..checks import missing_dependency
+from ..checks import require
 
-try:
-    import llama_index.core  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama_index
-    raise missing_dependency(
-        "llama-index-core", extra="llama-index", feature="colbert_plugins.llama_index"
-    ) from exc
+require("llama_index.core", extra="llama-index", feature=__name__)
 
-from ..registry import DEFAULT_MODEL
-from .embedding import ColBERTEmbedding
-from .postprocessor import RETRIEVAL_SCORE_KEY, ColBERTRerank
-from .retriever import NODE_CONTENT_KEY, NODE_TYPE_KEY, ColBERTRetriever, metadata_filter
+from ..registry import DEFAULT_MODEL  # noqa: E402
+from .embedding import ColBERTEmbedding  # noqa: E402
+from .postprocessor import RETRIEVAL_SCORE_KEY, ColBERTRerank  # noqa: E402
+from .retriever import NODE_CONTENT_KEY, NODE_TYPE_KEY, ColBERTRetriever, metadata_filter  # noqa: E402
 
 __all__ = [
     "DEFAULT_MODEL",
