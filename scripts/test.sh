@@ -7,4 +7,7 @@ if [ -z "${COLBERT_PLUGINS_TEST_MODEL:-}" ] && [ -d ../shared/models/colbert-min
   export COLBERT_PLUGINS_TEST_MODEL=$(cd ../shared/models/colbert-minilm-proxy && pwd)
 fi
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers by default (on CI's 2 cores: 139 s against 169 s serial, medians of 2
+# runs each, interleaved; benchmarks/results/test_workers.md); COLBERT_PLUGINS_TEST_WORKERS=0 runs
+# in one process (e.g. to debug with -x or pdb).
+exec .venv/bin/python -m pytest -n "${COLBERT_PLUGINS_TEST_WORKERS:-2}" "$@"
