@@ -45,8 +45,7 @@ from .config import ColBERTConfig
 from .errors import ColBERTError, InvalidArgumentError, InvalidArgumentTypeError
 from .model import ColBERT
 from .pooled import POOLINGS, PooledEmbedder, Pooling
-from .pooling import _MAX_K_SIM as MAX_K_SIM
-from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED
+from .pooling import DEFAULT_D_PROJ, DEFAULT_K_SIM, DEFAULT_R_REPS, DEFAULT_SEED, MAX_K_SIM
 from .registry import DEFAULT_MODEL
 
 __all__ = [

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_K_SIM",
     "DEFAULT_R_REPS",
     "DEFAULT_SEED",
+    "MAX_K_SIM",
     "Muvera",
     "mean_pool",
 ]
@@ -51,7 +52,7 @@ DEFAULT_R_REPS = 20
 DEFAULT_SEED = 42
 
 #: Largest ``k_sim`` accepted (2**16 buckets per repetition is already far past useful).
-_MAX_K_SIM = 16
+MAX_K_SIM = 16
 
 
 def mean_pool(vectors: npt.ArrayLike) -> FloatArray:
@@ -140,8 +141,8 @@ class Muvera:
     ) -> None:
         self.dim = check_int(dim, "dim", minimum=1)
         self.k_sim = check_int(k_sim, "k_sim", minimum=0)
-        if self.k_sim > _MAX_K_SIM:
-            raise InvalidArgumentError(f"k_sim must be <= {_MAX_K_SIM}, got {self.k_sim}")
+        if self.k_sim > MAX_K_SIM:
+            raise InvalidArgumentError(f"k_sim must be <= {MAX_K_SIM}, got {self.k_sim}")
         self.d_proj = None if d_proj is None else check_int(d_proj, "d_proj", minimum=1)
         self.r_reps = check_int(r_reps, "r_reps", minimum=1)
         self.seed = check_int(seed, "seed", minimum=0)
