@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .checks import missing_dependency
+from .checks import require
 from .errors import InvalidArgumentError, ModelLoadError
 
 __all__ = ["cache_root", "gelu_fed_matmuls", "graph_fingerprint", "prepare_graph"]
@@ -102,7 +102,7 @@ def prepare_graph(
     if quantize not in (None, "int8"):
         raise InvalidArgumentError(f"quantize must be None or 'int8', got {quantize!r}")
     if quantize == "int8":
-        _require("onnx", "quantize='int8'")
+        require("onnx", extra="optimize", feature="quantize='int8'")
         # Quantize the fused graph when there is one (its Attention nodes become QAttention).
         base = prepare_graph(source, model_config, optimize=optimize, directory=directory)
         return _cached(base, _INT8_RECIPE, _quantize, directory, check=None)
@@ -114,8 +114,7 @@ def prepare_graph(
         logger.debug("graph fusion skipped (BERT family: %s, onnx+sympy: %s)", fusable, available)
         return source
     if not available:
-        _require("onnx", "optimize=True")
-        _require("sympy", "optimize=True")
+        require("onnx", "sympy", extra="optimize", feature="optimize=True")
     heads, hidden = _heads_and_hidden(model_config)
 
     def fuse(src: Path, dst: Path) -> None:
@@ -200,11 +199,6 @@ def _ort_version() -> str:
     import onnxruntime as ort
 
     return str(ort.__version__)
-
-
-def _require(module: str, feature: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise missing_dependency(module, extra="optimize", feature=feature)
 
 
 def _heads_and_hidden(cfg: Mapping[str, Any]) -> tuple[int, int]:

@@ -19,14 +19,12 @@ holds none, before loading anything. Every command but the first ``add`` may lea
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..checks import check_query
-from ..errors import MissingDependencyError
+from ..checks import check_query, require
 from .common import positive, progress
 from .input import InputError, UsageError, display_name, read_documents
 
@@ -164,12 +162,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
     manifest = _recorded(path) if path.is_dir() else None
     if manifest is None and args.model is None:
         raise UsageError(f"{args.path} holds no index yet: pass --model to create one")
-    if not (manifest or {}).get("codec") and importlib.util.find_spec("faiss") is None:
+    if not (manifest or {}).get("codec"):
         # Checked before any document is read or encoded: a first add trains the centroids.
-        raise MissingDependencyError(
-            "building a compressed index trains its centroids with faiss, which is not "
-            "installed: pip install 'colbert-plugins[index]' (faiss-cpu), then run again"
-        )
+        require("faiss", extra="index", feature="building a compressed index (it trains centroids)")
     texts, ids, metas = _read(args.file, args.field)
     index = _open(args, manifest)
     index.add(
