@@ -101,9 +101,7 @@ def test_symlinked_external_data_is_optimized(tmp_path: pathlib.Path) -> None:
     snapshot.mkdir()
     for part in (root / "onnx").iterdir():
         (snapshot / part.name).symlink_to(part)
-    prepared = prepare_graph(
-        snapshot / "model.onnx", BERT, optimize=True, directory=tmp_path / "c"
-    )
+    prepared = prepare_graph(snapshot / "model.onnx", BERT, optimize=True, directory=tmp_path / "c")
     assert prepared != snapshot / "model.onnx" and prepared.name.startswith("fused")
     assert [p.name for p in (tmp_path / "c").rglob(".source-*")] == []  # cleaned up
 
