@@ -30,7 +30,7 @@ require("qdrant_client", extra="qdrant", feature=__name__)
 
 from qdrant_client import QdrantClient, models  # noqa: E402
 
-__all__ = ["ClientStore", "qdrant_filter"]
+__all__ = ["ClientStore", "QdrantClient", "qdrant_filter"]
 
 _PAGE = 256
 
