@@ -198,7 +198,8 @@ class QdrantIndex(ColBERTIndex):
             self._store, self.layout = self._open_server(
                 url, api_key, client, client_kwargs, requested_fixed, muvera, bm25, check_model_key
             )
-        self.retrieval_mode = self._check_mode(retrieval_mode)
+        self.retrieval_mode: str = "colbert"
+        self.retrieval_mode = self.check_retrieval_mode(retrieval_mode)
 
     def __repr__(self) -> str:
         where = "Qdrant Edge" if self.edge else "Qdrant server"
@@ -429,7 +430,7 @@ class QdrantIndex(ColBERTIndex):
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
-        retrieval_mode: RetrievalMode | None = None,
+        retrieval_mode: str | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best documents for ``query``, best first.
 
@@ -455,12 +456,12 @@ class QdrantIndex(ColBERTIndex):
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
-        retrieval_mode: RetrievalMode | None = None,
+        retrieval_mode: str | None = None,
     ) -> list[list[SearchHit]]:
         """:meth:`search` for several queries, sent to the engine as one batch."""
-        mode = self._check_mode(self.retrieval_mode if retrieval_mode is None else retrieval_mode)
+        mode = self.check_retrieval_mode(retrieval_mode)
         if mode == "colbert":
-            return super().search_batch(queries, k, filter=filter)
+            return super().search_batch(queries, k, filter=filter, retrieval_mode="colbert")
         texts = [check_query(q) for q in _check_sequence(queries)]
         k = check_k(k)
         from ..filters import check_filter
@@ -474,7 +475,11 @@ class QdrantIndex(ColBERTIndex):
         ]
         return self._run(stages, checked, scale=[1.0] * len(stages))
 
-    def _check_mode(self, mode: Any) -> str:
+    def check_retrieval_mode(self, mode: object) -> str:
+        """``mode`` (``None``: the index's ``retrieval_mode``) if this collection can run
+        it, else an :class:`~colbert_plugins.errors.InvalidArgumentError` saying why."""
+        if mode is None:
+            mode = self.retrieval_mode
         if mode not in RETRIEVAL_MODES:
             raise InvalidArgumentError(
                 f"retrieval_mode must be one of {', '.join(map(repr, RETRIEVAL_MODES))}, got "
