@@ -342,9 +342,10 @@ class QdrantIndex(ColBERTIndex):
                 "vectors)"
             )
         spec = payload.get("fixed")
-        stored = _muvera_from_spec(spec, self.model.dim)
-        if spec is None and muvera is not None:
-            stored = muvera  # an empty collection: the vector size is all there is to check
+        if spec is None:  # an empty collection: its fixed vector's size says which kind
+            spec = "mean" if vectors[FIXED_VECTOR].size == self.model.dim else None
+            muvera = muvera or (Muvera(self.model.dim) if spec is None else None)
+        stored = _muvera_from_spec(spec, self.model.dim) if spec is not None else muvera
         layout = Layout(
             dim=self.model.dim,
             model_key=self.model.model_key,
@@ -352,8 +353,6 @@ class QdrantIndex(ColBERTIndex):
             muvera=stored,
             bm25=bool(found["bm25"]),
         )
-        if spec is None and vectors[FIXED_VECTOR].size != layout.fixed_dim and fixed is None:
-            layout = Layout(self.model.dim, self.model.model_key, "muvera", None, layout.bm25)
         if vectors[FIXED_VECTOR].size != layout.fixed_dim:
             raise IndexMismatchError(
                 f"the Qdrant {where}'s fixed vectors have size {vectors[FIXED_VECTOR].size}, "
@@ -469,10 +468,11 @@ class QdrantIndex(ColBERTIndex):
         checked = check_filter(filter)
         if not texts:
             return []
-        vectors = self.model.encode_queries(texts) if mode == "hybrid" else [None] * len(texts)
-        stages = [
-            self._text_stage(text, v, k, mode) for text, v in zip(texts, vectors, strict=True)
-        ]
+        if mode == "bm25":
+            stages = [self._bm25_stage(text, k) for text in texts]
+        else:
+            vectors = self.model.encode_queries(texts)
+            stages = [self._hybrid_stage(t, v, k) for t, v in zip(texts, vectors, strict=True)]
         return self._run(stages, checked, scale=[1.0] * len(stages))
 
     def check_retrieval_mode(self, mode: object) -> str:
@@ -523,19 +523,15 @@ class QdrantIndex(ColBERTIndex):
         )
         return Stage(Nearest(COLBERT_VECTOR, query), k, prefetch=(candidates,))
 
-    def _text_stage(self, text: str, vectors: FloatArray | None, k: int, mode: str) -> Stage:
-        sparse = self._bm25_query(text)
-        if mode == "bm25":
-            return Stage(Nearest(BM25_VECTOR, sparse), k)
-        assert vectors is not None
+    def _bm25_stage(self, text: str, k: int) -> Stage:
+        return Stage(Nearest(BM25_VECTOR, self._bm25_query(text)), k)
+
+    def _hybrid_stage(self, text: str, vectors: FloatArray, k: int) -> Stage:
         limit = max(self.hybrid_limit, k)
         return Stage(
             Rrf(_RRF_K),
             k,
-            prefetch=(
-                Stage(Nearest(BM25_VECTOR, sparse), limit),
-                self._colbert_stage(vectors, limit),
-            ),
+            prefetch=(self._bm25_stage(text, limit), self._colbert_stage(vectors, limit)),
         )
 
     def _run(
