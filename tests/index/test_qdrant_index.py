@@ -4,6 +4,7 @@ model. Edge-only behaviour (locks, durability, the directory) is in test_qdrant_
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -484,3 +485,13 @@ def test_edge_and_server_hold_and_answer_the_same(tiny_model: ColBERT) -> None:
                 assert [h.id for h in a] == [h.id for h in b], (mode, query)
                 np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-4)
     client.close()
+
+
+def test_the_documented_server_config_is_the_layouts() -> None:
+    """docs/indexes.md shows the body of PUT /collections/colbert: it is what a 128-dim model's
+    collection_config() gives."""
+    from colbert_plugins.index.qdrant.layout import Layout
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "indexes.md").read_text()
+    block = text.split("PUT /collections/colbert", 1)[1].split("```json", 1)[1].split("```")[0]
+    assert json.loads(block) == Layout(128, "any").describe()
