@@ -151,6 +151,11 @@ class QdrantIndex(ColBERTIndex):
             raise InvalidArgumentError('muvera= only applies with fixed="muvera"')
         if bm25 is not None and not isinstance(bm25, bool):
             raise InvalidArgumentTypeError(f"bm25 must be True or False, got {bm25!r}")
+        if retrieval_mode not in (None, *RETRIEVAL_MODES):
+            raise InvalidArgumentError(
+                f"retrieval_mode must be one of {', '.join(map(repr, RETRIEVAL_MODES))}, got "
+                f"{retrieval_mode!r}"
+            )
         if quantization not in _QUANTIZATIONS:
             raise InvalidArgumentError(
                 f'quantization must be None, "int8" or "binary", got {quantization!r}'
@@ -198,14 +203,18 @@ class QdrantIndex(ColBERTIndex):
             self._store, self.layout = self._open_server(
                 url, api_key, client, client_kwargs, requested_fixed, muvera, bm25, check_model_key
             )
-        if self.layout.bm25:
-            avg_len = (self._store.sample_payload() or {}).get("bm25_avg_len")
-            if isinstance(avg_len, int | float) and avg_len > 0:
-                self._bm25 = Bm25Encoder(avg_len)
         self.retrieval_mode: str = "colbert"
-        if retrieval_mode is None:
-            retrieval_mode = "hybrid" if self.layout.bm25 else "colbert"
-        self.retrieval_mode = self.check_retrieval_mode(retrieval_mode)
+        try:
+            if self.layout.bm25:
+                avg_len = (self._store.sample_payload() or {}).get("bm25_avg_len")
+                if isinstance(avg_len, int | float) and avg_len > 0:
+                    self._bm25 = Bm25Encoder(avg_len)
+            if retrieval_mode is None:
+                retrieval_mode = "hybrid" if self.layout.bm25 else "colbert"
+            self.retrieval_mode = self.check_retrieval_mode(retrieval_mode)
+        except BaseException:
+            self._store.close()  # a refused index releases its directory at once
+            raise
 
     def __repr__(self) -> str:
         where = "Qdrant Edge" if self.edge else "Qdrant server"
