@@ -487,11 +487,12 @@ def test_edge_and_server_hold_and_answer_the_same(tiny_model: ColBERT) -> None:
     client.close()
 
 
-def test_the_documented_server_config_is_the_layouts() -> None:
-    """docs/indexes.md shows the body of PUT /collections/colbert: it is what a 128-dim model's
-    collection_config() gives."""
+@pytest.mark.parametrize("page", ["README.md", "docs/indexes.md"])
+def test_the_documented_server_config_is_the_layouts(page: str) -> None:
+    """The README and docs/indexes.md show the body of PUT /collections/colbert: it is what a
+    128-dim model's collection_config() gives."""
     from colbert_plugins.index.qdrant.layout import Layout
 
-    text = (pathlib.Path(__file__).parents[2] / "docs" / "indexes.md").read_text()
-    block = text.split("PUT /collections/colbert", 1)[1].split("```json", 1)[1].split("```")[0]
+    text = (pathlib.Path(__file__).parents[2] / page).read_text()
+    block = text.split("/collections/colbert", 1)[1].split("```json", 1)[1].split("```")[0]
     assert json.loads(block) == Layout(128, "any").describe()
