@@ -188,14 +188,16 @@ def backend(request: pytest.FixtureRequest, tiny_model: ColBERT) -> Iterator[Col
     elif request.param == "memory-fp16":
         index = InMemoryIndex(tiny_model, dtype="float16")
     elif request.param == "qdrant-full":
-        index = QdrantIndex(tiny_model, prefetch_limit=None)
+        index = QdrantIndex(tiny_model, prefetch_limit=None, retrieval_mode="colbert")
     elif request.param == "qdrant-server":
         # The server API (qdrant-client's local mode emulates it), with a small prefetch.
-        index = QdrantIndex(tiny_model, client=QdrantClient(":memory:"), prefetch_limit=2)
+        index = QdrantIndex(
+            tiny_model, client=QdrantClient(":memory:"), prefetch_limit=2, retrieval_mode="colbert"
+        )
     else:
         # 2 candidates from the fixed vector: unless the filter also restricts the prefetch,
         # most filtered searches would come back short.
-        index = QdrantIndex(tiny_model, prefetch_limit=2, fixed="mean")
+        index = QdrantIndex(tiny_model, prefetch_limit=2, fixed="mean", retrieval_mode="colbert")
     index.add(TEXTS, ids=IDS, metadatas=METADATAS)
     yield index
     if isinstance(index, QdrantIndex):

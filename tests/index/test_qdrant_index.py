@@ -26,6 +26,7 @@ from colbert_plugins.index.qdrant import (
     QdrantIndex,
     point_id,
 )
+from colbert_plugins.index.qdrant.bm25 import mean_length
 from colbert_plugins.pooling import Muvera
 from corpus import QUERIES, QUERY, TEXTS, cranfield
 from tiny_model import build_model_dir
@@ -51,7 +52,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def qindex(tiny_model: ColBERT, engine: dict[str, Any]) -> Iterator[QdrantIndex]:
-    index = QdrantIndex(tiny_model, prefetch_limit=None, **engine)
+    index = QdrantIndex(tiny_model, prefetch_limit=None, retrieval_mode="colbert", **engine)
     index.add(TEXTS, ids=IDS, metadatas=METADATAS)
     yield index
     index.close()
@@ -84,7 +85,9 @@ def test_full_scan_equals_exact_index(
 def test_prefetch_covering_everything_is_exact(
     tiny_model: ColBERT, exact: InMemoryIndex, fixed: Any, engine: dict[str, Any]
 ) -> None:
-    with QdrantIndex(tiny_model, fixed=fixed, prefetch_limit=len(TEXTS), **engine) as index:
+    with QdrantIndex(
+        tiny_model, fixed=fixed, prefetch_limit=len(TEXTS), retrieval_mode="colbert", **engine
+    ) as index:
         index.add(TEXTS, ids=IDS, metadatas=METADATAS)
         for query in QUERIES:
             assert_same_hits(index.search(query, k=3), exact.search(query, k=3))
@@ -128,6 +131,7 @@ def test_collection_layout(tiny_model: ColBERT) -> None:
             "bools": {"ok": "false"},
             "model_key": tiny_model.model_key,
             "fixed": "mean",
+            "bm25_avg_len": mean_length(TEXTS),  # of the first add's documents
         }
         assert uuid.UUID(point_id("d1")).version == 5
         # The REST body collection_config() gives creates the same collection on a server.
@@ -154,7 +158,7 @@ def test_normalized_scores(tiny_model_dir: pathlib.Path) -> None:
     model = ColBERT.from_pretrained(
         tiny_model_dir, query_length=8, threads=1, cache=False, normalize_scores=True
     )
-    with QdrantIndex(model, prefetch_limit=None) as index:
+    with QdrantIndex(model, prefetch_limit=None, retrieval_mode="colbert") as index:
         index.add(TEXTS, ids=IDS)
         hits = index.search(QUERY, k=3)
         expected = model.score(QUERY, [TEXTS[IDS.index(h.id)] for h in hits])
@@ -220,7 +224,9 @@ def test_path_mode_round_trip(
     with QdrantIndex(tiny_model, path=tmp_path / "q", prefetch_limit=None) as index:
         index.add(TEXTS, ids=IDS, metadatas=METADATAS)
         index.delete(["d7"])
-    with QdrantIndex(tiny_model, path=tmp_path / "q", prefetch_limit=None) as reopened:
+    with QdrantIndex(
+        tiny_model, path=tmp_path / "q", prefetch_limit=None, retrieval_mode="colbert"
+    ) as reopened:
         assert sorted(reopened.ids()) == IDS[:-1]
         assert reopened.get(IDS[:-1]) == exact.get(IDS[:-1])  # texts and metadata intact
         expected = [h for h in exact.search(QUERY, k=8) if h.id != "d7"][:5]
@@ -380,7 +386,9 @@ def test_real_model_qdrant_agrees_with_exact(real_model: ColBERT, tmp_path: path
     model = ColBERT(real_model.tokenizer, real_model.encoder, name=real_model.name, cache=True)
     exact = InMemoryIndex(model)
     exact.add(texts, ids=ids, metadatas=metas)
-    with QdrantIndex(model, path=tmp_path / "q", prefetch_limit=len(texts)) as index:
+    with QdrantIndex(
+        model, path=tmp_path / "q", prefetch_limit=len(texts), retrieval_mode="colbert"
+    ) as index:
         index.add(texts, ids=ids, metadatas=metas)
         for query in queries:
             assert_same_hits(index.search(query, k=10), exact.search(query, k=10))
@@ -432,8 +440,25 @@ def test_default_mode_batches_and_filters(tiny_model: ColBERT, engine: dict[str,
             index.search(QUERY, retrieval_mode="sparse")  # type: ignore[arg-type]
 
 
+def test_bm25_mean_length_is_the_first_adds_and_kept(
+    tiny_model: ColBERT, tmp_path: pathlib.Path
+) -> None:
+    """BM25's mean document length comes from the first add, in the embedder's tokens, and
+    stays the collection's: reopened, and for later documents."""
+    first = ["wings flutter in a slipstream of air", "a boundary layer thickens"]
+    with QdrantIndex(tiny_model, path=tmp_path) as index:
+        assert index.retrieval_mode == "hybrid"  # the default with BM25 vectors
+        index.add(first, ids=["a", "b"])
+        index.add(["a much longer document " * 20], ids=["c"])
+        assert index.bm25_avg_len == mean_length(first) == 3.5
+    with QdrantIndex(tiny_model, path=tmp_path) as again:
+        assert again.bm25_avg_len == 3.5
+        assert again.search("slipstream wings", k=1, retrieval_mode="bm25")[0].id == "a"
+
+
 def test_without_bm25_only_colbert(tiny_model: ColBERT, engine: dict[str, Any]) -> None:
     with QdrantIndex(tiny_model, bm25=False, **engine) as index:
+        assert index.retrieval_mode == "colbert" and index.bm25_avg_len is None
         index.add(TEXTS, ids=IDS)
         assert index.search(QUERY, k=2)
         with pytest.raises(InvalidArgumentError, match="needs BM25"):

@@ -24,7 +24,7 @@ from .layout import (
     Stage,
     conditions,
 )
-from .store import PAYLOAD_FIELDS, QdrantEngineError, QdrantStore, ScoredPayload
+from .store import PAYLOAD_FIELDS, SAMPLE_FIELDS, QdrantEngineError, QdrantStore, ScoredPayload
 
 require("qdrant_client", extra="qdrant", feature=__name__)
 
@@ -57,7 +57,7 @@ class ClientStore(QdrantStore):
                 return None
             info = self.client.get_collection(self.collection)
             sample, _ = self.client.scroll(
-                self.collection, limit=1, with_payload=["model_key", "fixed"], with_vectors=False
+                self.collection, limit=1, with_payload=list(SAMPLE_FIELDS), with_vectors=False
             )
         self._indexed = set(info.payload_schema or {})
         vectors = info.config.params.vectors
@@ -153,6 +153,13 @@ class ClientStore(QdrantStore):
         with self._lock:
             info = self.client.get_collection(self.collection)
         return sorted(info.payload_schema or {})
+
+    def sample_payload(self) -> dict[str, Any] | None:
+        with self._lock:
+            sample, _ = self.client.scroll(
+                self.collection, limit=1, with_payload=list(SAMPLE_FIELDS), with_vectors=False
+            )
+        return dict(sample[0].payload or {}) if sample else None
 
     def count(self) -> int:
         with self._lock:

@@ -34,7 +34,7 @@ from .layout import (
     Sparse,
     Stage,
 )
-from .store import PAYLOAD_FIELDS, QdrantEngineError, QdrantStore, ScoredPayload
+from .store import PAYLOAD_FIELDS, SAMPLE_FIELDS, QdrantEngineError, QdrantStore, ScoredPayload
 
 require("qdrant_edge", extra="qdrant", feature=__name__)
 
@@ -249,7 +249,7 @@ class EdgeStore(QdrantStore):
                 return
 
     def sample_payload(self) -> dict[str, Any] | None:
-        for payload in self.scroll(["model_key", "fixed"]):
+        for payload in self.scroll(list(SAMPLE_FIELDS)):
             return payload
         return None
 

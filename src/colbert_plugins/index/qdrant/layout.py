@@ -10,7 +10,8 @@ One document is one point:
   optionally, ``"bm25"`` (a sparse BM25 term-frequency vector, IDF applied by the engine);
 - payload: ``id``, ``text``, ``metadata`` (the caller's JSON object), ``bools`` (the boolean
   metadata values again, as the keywords ``"true"``/``"false"``: Qdrant Edge 0.9 never matches
-  a boolean, so filters on booleans use these), ``model_key`` and ``fixed`` (what wrote it).
+  a boolean, so filters on booleans use these), ``model_key``, ``fixed`` and ``bm25_avg_len``
+  (what wrote it: the model, the first-stage encoding, BM25's mean document length).
 
 Nothing here imports an engine: :mod:`.edge` and :mod:`.client` turn :class:`Stage` trees and
 :func:`conditions` into their own request objects.
@@ -119,9 +120,12 @@ class Layout:
             return self.muvera.encode_query(tokens)
         return mean_pool(tokens)
 
-    def payload(self, doc_id: str, text: str, metadata: dict[str, Any]) -> dict[str, Any]:
-        """The payload of one document's point."""
-        return {
+    def payload(
+        self, doc_id: str, text: str, metadata: dict[str, Any], bm25_avg_len: float | None
+    ) -> dict[str, Any]:
+        """The payload of one document's point (``bm25_avg_len``: the BM25 mean length its
+        ``bm25`` vector was made with)."""
+        payload: dict[str, Any] = {
             "id": doc_id,
             "text": text,
             "metadata": metadata,
@@ -129,6 +133,9 @@ class Layout:
             "model_key": self.model_key,
             "fixed": self.fixed_spec,
         }
+        if bm25_avg_len is not None:
+            payload["bm25_avg_len"] = bm25_avg_len
+        return payload
 
     def vectors(self, tokens: FloatArray, bm25: Sparse | None) -> dict[str, Any]:
         """The named vectors of one document's point (an empty document gets one zero token

@@ -11,10 +11,12 @@ from typing import Any
 from ...errors import ColBERTError
 from .layout import Condition, Stage
 
-__all__ = ["PAYLOAD_FIELDS", "QdrantEngineError", "QdrantStore", "ScoredPayload"]
+__all__ = ["PAYLOAD_FIELDS", "SAMPLE_FIELDS", "QdrantEngineError", "QdrantStore", "ScoredPayload"]
 
 #: The payload fields a search returns.
 PAYLOAD_FIELDS = ("id", "text", "metadata")
+#: The payload fields that say what wrote a point.
+SAMPLE_FIELDS = ("model_key", "fixed", "bm25_avg_len")
 #: One hit: its payload and its score.
 ScoredPayload = tuple[dict[str, Any], float]
 
@@ -50,6 +52,10 @@ class QdrantStore(ABC):
     @abstractmethod
     def payload_indexes(self) -> list[str]:
         """The payload paths the engine has an index on."""
+
+    @abstractmethod
+    def sample_payload(self) -> dict[str, Any] | None:
+        """One point's ``model_key``, ``fixed`` and ``bm25_avg_len`` (``None``: no points)."""
 
     @abstractmethod
     def count(self) -> int:
