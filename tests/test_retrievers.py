@@ -219,12 +219,19 @@ def qdrant_index(tiny_model: ColBERT) -> Iterator[QdrantIndex]:
         yield index
 
 
+def ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(id, score) pairs, best first, equal scores by id: a QdrantIndex's hybrid search may
+    return documents with equal fused scores in either order, from one call to the next."""
+    assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True), pairs
+    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+
+
 def hit_list(hits: list[Any]) -> list[tuple[str, float]]:
-    return [(h.id, h.score) for h in hits]
+    return ranked([(h.id, h.score) for h in hits])
 
 
 def lc_hits(docs: list[Document]) -> list[tuple[str, float]]:
-    return [(str(d.id), d.metadata[RELEVANCE_SCORE_KEY]) for d in docs]
+    return ranked([(str(d.id), d.metadata[RELEVANCE_SCORE_KEY]) for d in docs])
 
 
 MODES = ("colbert", "bm25", "hybrid")
@@ -235,22 +242,23 @@ def test_lc_retrieval_mode_reaches_the_index(qdrant_index: QdrantIndex) -> None:
     assert len({tuple(v) for v in expected.values()}) == 3  # three different rankings
     default = LCRetriever(index=qdrant_index, k=4)
     assert default.retrieval_mode is None
-    assert lc_hits(default.invoke(QUERY)) == expected["colbert"]  # the index's default
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index's default: what None runs
+    assert lc_hits(default.invoke(QUERY)) == expected["hybrid"]
     for mode in MODES:
         assert lc_hits(default.invoke(QUERY, retrieval_mode=mode)) == expected[mode]
         fixed = LCRetriever(index=qdrant_index, k=4, retrieval_mode=mode)
         assert fixed.retrieval_mode == mode
         assert lc_hits(fixed.invoke(QUERY)) == expected[mode]
-    hybrid = LCRetriever(index=qdrant_index, k=4, retrieval_mode="hybrid")
-    # A per-call mode replaces the field's for that call only, sync and async alike.
-    assert lc_hits(hybrid.invoke(QUERY, retrieval_mode="bm25")) == expected["bm25"]
-    assert lc_hits(hybrid.invoke(QUERY)) == expected["hybrid"]
-    assert hybrid.invoke(QUERY, retrieval_mode=None) == hybrid.invoke(QUERY)
+    colbert = LCRetriever(index=qdrant_index, k=4, retrieval_mode="colbert")
+    # A per-call mode replaces the field's for that call only.
+    assert lc_hits(colbert.invoke(QUERY, retrieval_mode="bm25")) == expected["bm25"]
+    assert lc_hits(colbert.invoke(QUERY)) == expected["colbert"]
+    assert colbert.invoke(QUERY, retrieval_mode=None) == colbert.invoke(QUERY)
 
 
 async def test_lc_retrieval_mode_async_and_filter(qdrant_index: QdrantIndex) -> None:
-    retriever = LCRetriever(index=qdrant_index, k=3, retrieval_mode="hybrid")
-    expected = qdrant_index.search(QUERY, 3, filter={"n": [1, 2, 3]}, retrieval_mode="hybrid")
+    retriever = LCRetriever(index=qdrant_index, k=3, retrieval_mode="colbert")
+    expected = qdrant_index.search(QUERY, 3, filter={"n": [1, 2, 3]}, retrieval_mode="colbert")
     got = await retriever.ainvoke(QUERY, filter={"n": [1, 2, 3]})
     assert lc_hits(got) == hit_list(expected)
     assert {d.metadata["n"] for d in got} <= {1, 2, 3}
@@ -261,6 +269,7 @@ async def test_lc_retrieval_mode_async_and_filter(qdrant_index: QdrantIndex) -> 
 def test_lc_retrieval_mode_assignment_and_copies(qdrant_index: QdrantIndex) -> None:
     retriever = LCRetriever(index=qdrant_index, k=4)
     retriever.retrieval_mode = "bm25"
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index is not changed
     expected = hit_list(qdrant_index.search(QUERY, 4, retrieval_mode="bm25"))
     assert lc_hits(retriever.invoke(QUERY)) == expected
     deep = copy.deepcopy(retriever)
@@ -330,9 +339,11 @@ class TestColBERTRetrieverOnTinyModel(RetrieversIntegrationTests):
 
 class TestColBERTRetrieverOnQdrant(RetrieversIntegrationTests):
     """The standard retriever suite over a QdrantIndex on Qdrant Edge (the tiny model): the
-    index's default retrieval mode, and hybrid."""
+    index's default retrieval mode (hybrid), and hybrid and colbert named."""
 
-    @pytest.fixture(autouse=True, params=[None, "hybrid"], ids=["default", "hybrid"])
+    @pytest.fixture(
+        autouse=True, params=[None, "hybrid", "colbert"], ids=["default", "hybrid", "colbert"]
+    )
     def _index(self, tiny_model: ColBERT, request: pytest.FixtureRequest) -> Iterator[None]:
         self.mode = request.param
         with QdrantIndex(tiny_model) as index:
@@ -351,7 +362,7 @@ class TestColBERTRetrieverOnQdrant(RetrieversIntegrationTests):
     def test_results_are_the_mode_s(self) -> None:
         got = LCRetriever(**self.retriever_constructor_params, k=4).invoke(QUERY)
         assert lc_hits(got) == hit_list(self.index.search(QUERY, 4, retrieval_mode=self.mode))
-        other = "colbert" if self.mode == "hybrid" else "hybrid"
+        other = "hybrid" if self.mode == "colbert" else "colbert"
         assert lc_hits(got) != hit_list(self.index.search(QUERY, 4, retrieval_mode=other))
 
     @property
@@ -401,9 +412,11 @@ def real_qdrant_index(real_model: ColBERT) -> Iterator[QdrantIndex]:
 @pytest.mark.integration
 class TestColBERTRetrieverIntegrationOnQdrant(RetrieversIntegrationTests):
     """The langchain-tests standard retriever suite on the real model over a QdrantIndex on
-    Qdrant Edge: the index's default retrieval mode, and hybrid."""
+    Qdrant Edge: the index's default retrieval mode (hybrid), and hybrid and colbert named."""
 
-    @pytest.fixture(autouse=True, params=[None, "hybrid"], ids=["default", "hybrid"])
+    @pytest.fixture(
+        autouse=True, params=[None, "hybrid", "colbert"], ids=["default", "hybrid", "colbert"]
+    )
     def _index(self, real_qdrant_index: QdrantIndex, request: pytest.FixtureRequest) -> None:
         self.index = real_qdrant_index
         self.mode = request.param
@@ -534,14 +547,15 @@ def test_li_on_qdrant(tiny_model: ColBERT) -> None:
 
 
 def li_hits(got: list[NodeWithScore]) -> list[tuple[str, float]]:
-    return [(n.node.node_id, float(n.score or 0.0)) for n in got]
+    return ranked([(n.node.node_id, float(n.score or 0.0)) for n in got])
 
 
 def test_li_retrieval_mode(qdrant_index: QdrantIndex) -> None:
     expected = {m: hit_list(qdrant_index.search(QUERY, 3, retrieval_mode=m)) for m in MODES}
     retriever = LIRetriever(qdrant_index, similarity_top_k=3)
     assert retriever.retrieval_mode is None
-    assert li_hits(retriever.retrieve(QUERY)) == expected["colbert"]  # the index's default
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index's default: what None runs
+    assert li_hits(retriever.retrieve(QUERY)) == expected["hybrid"]
     for mode in MODES:
         retriever.retrieval_mode = mode
         assert retriever.retrieval_mode == mode
@@ -549,7 +563,7 @@ def test_li_retrieval_mode(qdrant_index: QdrantIndex) -> None:
         fixed = LIRetriever(qdrant_index, similarity_top_k=3, retrieval_mode=mode)
         assert li_hits(fixed.retrieve(QUERY)) == expected[mode]
     retriever.retrieval_mode = None
-    assert li_hits(retriever.retrieve(QUERY)) == expected["colbert"]
+    assert li_hits(retriever.retrieve(QUERY)) == expected["hybrid"]
     nodes = LIRetriever.from_nodes(
         li_nodes()[:2], index=qdrant_index, similarity_top_k=3, retrieval_mode="bm25"
     )
@@ -557,9 +571,9 @@ def test_li_retrieval_mode(qdrant_index: QdrantIndex) -> None:
 
 
 async def test_li_retrieval_mode_async(qdrant_index: QdrantIndex) -> None:
-    retriever = LIRetriever(qdrant_index, similarity_top_k=2, retrieval_mode="hybrid")
+    retriever = LIRetriever(qdrant_index, similarity_top_k=2, retrieval_mode="bm25")
     got = await retriever.aretrieve(QueryBundle(QUERY))
-    assert li_hits(got) == hit_list(qdrant_index.search(QUERY, 2, retrieval_mode="hybrid"))
+    assert li_hits(got) == hit_list(qdrant_index.search(QUERY, 2, retrieval_mode="bm25"))
 
 
 def test_li_retrieval_mode_kept_by_to_dict_and_copies(qdrant_index: QdrantIndex) -> None:
@@ -604,14 +618,14 @@ def _engine(retriever: LIRetriever) -> RetrieverQueryEngine:
     return RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
 
 
-@pytest.fixture(params=["memory", "qdrant", "qdrant-hybrid"])
+@pytest.fixture(params=["memory", "qdrant", "qdrant-colbert"])
 def engine_retriever(request: pytest.FixtureRequest, tiny_model: ColBERT) -> Iterator[LIRetriever]:
     """The retriever of the query engine tests: over an InMemoryIndex, and over a QdrantIndex
-    on Qdrant Edge with its default retrieval mode and with hybrid."""
+    on Qdrant Edge with its default retrieval mode (hybrid) and with colbert."""
     if request.param == "memory":
         yield LIRetriever.from_nodes(li_nodes(), model=tiny_model, similarity_top_k=3)
         return
-    mode = "hybrid" if request.param == "qdrant-hybrid" else None
+    mode = "colbert" if request.param == "qdrant-colbert" else None
     with QdrantIndex(tiny_model) as index:
         yield LIRetriever.from_nodes(
             li_nodes(), index=index, similarity_top_k=3, retrieval_mode=mode
@@ -662,7 +676,7 @@ def test_real_li_query_engine(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("mode", [None, "hybrid"])
+@pytest.mark.parametrize("mode", [None, "hybrid", "colbert"])
 def test_real_li_query_engine_on_qdrant(
     real_model: ColBERT, real_nodes: tuple[list[TextNode], list[str]], mode: str | None
 ) -> None:
@@ -674,10 +688,10 @@ def test_real_li_query_engine_on_qdrant(
         response = _engine(retriever).query(queries[0])
         expected = index.search(queries[0], 3, retrieval_mode=mode)
     got = response.source_nodes
-    assert [(n.node.node_id, n.score) for n in got] == hit_list(expected)
+    assert li_hits(got) == hit_list(expected)
     by_id = {n.node_id: n for n in nodes}
     assert all(n.node == by_id[n.node.node_id] for n in got)  # the original nodes
-    if mode is None:  # the default is ColBERT: MaxSim, exact over 15 documents
+    if mode == "colbert":  # MaxSim, exact over 15 documents
         texts = [n.get_content(MetadataMode.EMBED) for n in nodes]
         scores = real_model.score(queries[0], texts)
         best = [nodes[i].node_id for i in np.argsort(-scores, kind="stable")[:3]]

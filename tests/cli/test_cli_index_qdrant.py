@@ -73,7 +73,14 @@ def search(
     assert main(["index", "search", str(path), "--query", QUERY, "--json", *options]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["rank"] for r in records] == list(range(1, len(records) + 1))
-    return [(r["id"], r["score"]) for r in records]
+    return ranked([(r["id"], r["score"]) for r in records])
+
+
+def ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(id, score) pairs, best first, equal scores by id (a hybrid search may return equal
+    fused scores in either order)."""
+    assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True), pairs
+    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
 
 
 def test_add_engine_qdrant_writes_an_edge_collection(
@@ -100,8 +107,9 @@ def test_search_modes_are_the_index_s(
     with QdrantIndex(model, path=qdrant_dir) as index:
         for mode, hits in got.items():
             expected = index.search(QUERY, 3, retrieval_mode=mode)
-            assert hits == [(h.id, h.score) for h in expected], mode
-        assert default == got["colbert"]  # the index's default mode
+            assert hits == ranked([(h.id, h.score) for h in expected]), mode
+        assert index.retrieval_mode == "hybrid"
+        assert default == got["hybrid"]  # the index's default mode
     assert len({tuple(h) for h in got.values()}) == 3  # the option reaches the index
     assert {i for i, _ in got["bm25"]} <= {"p", "b"}  # BM25: documents with a query word
 
@@ -262,7 +270,7 @@ def test_a_broken_qdrant_manifest_is_named(
     ("action", "shown"),
     [
         ("add", ["--engine", "default: the existing index's engine; compressed for a new"]),
-        ("search", ["--retrieval-mode", "default: the index's, colbert"]),
+        ("search", ["--retrieval-mode", "default: the index's: hybrid for a Qdrant index"]),
     ],
 )
 def test_help_shows_the_defaults(

@@ -10,7 +10,7 @@ Examples::
     colbert-plugins index delete ./my-index --model ./my-model doc-17 doc-18
     colbert-plugins index compact ./my-index --model ./my-model
     colbert-plugins index add ./my-qdrant corpus.jsonl --model ./my-model --engine qdrant
-    colbert-plugins index search ./my-qdrant --query "wing flutter" --retrieval-mode hybrid
+    colbert-plugins index search ./my-qdrant --query "wing flutter" --retrieval-mode bm25
 
 JSON Lines input keeps every field other than the text and the id as the document's metadata;
 documents without an id get their line number within the file (``FILE:N``).
@@ -97,7 +97,8 @@ def add_index_parser(
         "--retrieval-mode",
         choices=RETRIEVAL_MODES,
         help="colbert (MaxSim), bm25, or hybrid (BM25 and ColBERT fused by reciprocal rank); "
-        "bm25 and hybrid need a Qdrant index (default: the index's, colbert)",
+        "bm25 and hybrid need a Qdrant index (default: the index's: hybrid for a Qdrant index "
+        "with BM25 vectors, colbert otherwise)",
     )
     p.add_argument("--json", action="store_true", help="JSON Lines output")
     p.set_defaults(handler=_cmd_search)
