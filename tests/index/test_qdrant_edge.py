@@ -17,6 +17,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from colbert_plugins import ColBERT
+from colbert_plugins.errors import InvalidArgumentError
 from colbert_plugins.index import IndexFormatError, IndexLockedError, IndexMismatchError
 from colbert_plugins.index.qdrant import QdrantEngineError, QdrantIndex
 from corpus import QUERY, TEXTS
@@ -194,3 +195,16 @@ def test_filters_create_payload_indexes(tiny_model: ColBERT, tmp_path: pathlib.P
         assert {h.id for h in hits} == expected and expected
     with QdrantIndex(tiny_model, path=tmp_path) as again:  # the indexes are in the shard
         assert again.payload_indexes() == ["bools.ok", "id", "metadata.lang", "metadata.year"]
+
+
+def test_a_refused_opening_releases_the_directory(
+    tiny_model: ColBERT, tmp_path: pathlib.Path
+) -> None:
+    with QdrantIndex(tiny_model, path=tmp_path, bm25=False) as index:
+        index.add(TEXTS[:2], ids=IDS[:2])
+    with pytest.raises(InvalidArgumentError, match="needs BM25") as refused:
+        QdrantIndex(tiny_model, path=tmp_path, retrieval_mode="hybrid")
+    # The traceback keeps the refused object alive: it must have let go of the directory.
+    assert refused.traceback
+    with QdrantIndex(tiny_model, path=tmp_path) as again:
+        assert len(again) == 2

@@ -4,6 +4,7 @@ model. Edge-only behaviour (locks, durability, the directory) is in test_qdrant_
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -484,3 +485,27 @@ def test_edge_and_server_hold_and_answer_the_same(tiny_model: ColBERT) -> None:
                 assert [h.id for h in a] == [h.id for h in b], (mode, query)
                 np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-4)
     client.close()
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/indexes.md"])
+def test_the_documented_server_config_is_the_layouts(page: str) -> None:
+    """The README and docs/indexes.md show the body of PUT /collections/colbert: it is what a
+    128-dim model's collection_config() gives."""
+    from colbert_plugins.index.qdrant.layout import Layout
+
+    text = (pathlib.Path(__file__).parents[2] / page).read_text()
+    block = text.split("/collections/colbert", 1)[1].split("```json", 1)[1].split("```")[0]
+    assert json.loads(block) == Layout(128, "any").describe()
+
+
+def test_hybrid_ties_are_broken_by_id(qindex: QdrantIndex) -> None:
+    """Reciprocal-rank scores tie often; the hits are the same on every call, equal scores
+    in id order (the engine alone may return them either way)."""
+    qindex.hybrid_limit = 3
+    tied = 0
+    for query in QUERIES:
+        hits = qindex.search(query, k=6, retrieval_mode="hybrid")
+        assert hits == sorted(hits, key=lambda h: (-h.score, h.id))
+        assert all(qindex.search(query, k=6, retrieval_mode="hybrid") == hits for _ in range(3))
+        tied += len(hits) - len({h.score for h in hits})
+    assert tied > 0  # the corpus does produce ties: the order above was put to the test
