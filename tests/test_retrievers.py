@@ -220,10 +220,10 @@ def qdrant_index(tiny_model: ColBERT) -> Iterator[QdrantIndex]:
 
 
 def ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """(id, score) pairs, best first, equal scores by id: a QdrantIndex's hybrid search may
-    return documents with equal fused scores in either order, from one call to the next."""
+    """(id, score) pairs as given, checked best first (the comparisons are exact: a query
+    gives the same hits on every call, equal fused scores included)."""
     assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True), pairs
-    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+    return pairs
 
 
 def hit_list(hits: list[Any]) -> list[tuple[str, float]]:

@@ -77,10 +77,9 @@ def search(
 
 
 def ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """(id, score) pairs, best first, equal scores by id (a hybrid search may return equal
-    fused scores in either order)."""
+    """(id, score) pairs as given, checked best first."""
     assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True), pairs
-    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+    return pairs
 
 
 def test_add_engine_qdrant_writes_an_edge_collection(
