@@ -111,7 +111,7 @@ def test_lc_bad_filter_is_refused_clearly(tiny_model: ColBERT) -> None:
         LCRetriever(index=retriever.index, filter={"": 1})
     with pytest.raises((ValidationError, InvalidArgumentTypeError), match="filter"):
         retriever.filter = {"year": [[2020]]}
-    with pytest.raises(InvalidArgumentTypeError, match="k and filter"):
+    with pytest.raises(InvalidArgumentTypeError, match="k, filter and retrieval_mode"):
         retriever.invoke(QUERY, filters={"year": 2020})  # LlamaIndex's spelling
 
 

@@ -1,6 +1,7 @@
 """Tests for the ColBERT retrievers: LangChain (colbert_plugins.langchain.retriever) and
 LlamaIndex (colbert_plugins.llama_index.retriever), on the tiny model (unit) and the real one
-(integration: the langchain-tests standard suite and a LlamaIndex query engine)."""
+(integration: the langchain-tests standard suite and a LlamaIndex query engine), over an
+InMemoryIndex and over a QdrantIndex on Qdrant Edge (its default retrieval mode, and hybrid)."""
 
 from __future__ import annotations
 
@@ -210,6 +211,111 @@ def test_lc_on_qdrant_and_in_a_chain(tiny_model: ColBERT) -> None:
         assert retriever.batch([QUERY, QUERY]) == [got, got]
 
 
+@pytest.fixture
+def qdrant_index(tiny_model: ColBERT) -> Iterator[QdrantIndex]:
+    """A QdrantIndex on Qdrant Edge (exact MaxSim: no prefetch) holding TEXTS, closed after."""
+    with QdrantIndex(tiny_model, prefetch_limit=None) as index:
+        index.add(TEXTS, ids=IDS, metadatas=[{"n": n} for n in range(len(TEXTS))])
+        yield index
+
+
+def ranked(pairs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(id, score) pairs as given, checked best first (the comparisons are exact: a query
+    gives the same hits on every call, equal fused scores included)."""
+    assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True), pairs
+    return pairs
+
+
+def hit_list(hits: list[Any]) -> list[tuple[str, float]]:
+    return ranked([(h.id, h.score) for h in hits])
+
+
+def lc_hits(docs: list[Document]) -> list[tuple[str, float]]:
+    return ranked([(str(d.id), d.metadata[RELEVANCE_SCORE_KEY]) for d in docs])
+
+
+MODES = ("colbert", "bm25", "hybrid")
+
+
+def test_lc_retrieval_mode_reaches_the_index(qdrant_index: QdrantIndex) -> None:
+    expected = {m: hit_list(qdrant_index.search(QUERY, 4, retrieval_mode=m)) for m in MODES}
+    assert len({tuple(v) for v in expected.values()}) == 3  # three different rankings
+    default = LCRetriever(index=qdrant_index, k=4)
+    assert default.retrieval_mode is None
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index's default: what None runs
+    assert lc_hits(default.invoke(QUERY)) == expected["hybrid"]
+    for mode in MODES:
+        assert lc_hits(default.invoke(QUERY, retrieval_mode=mode)) == expected[mode]
+        fixed = LCRetriever(index=qdrant_index, k=4, retrieval_mode=mode)
+        assert fixed.retrieval_mode == mode
+        assert lc_hits(fixed.invoke(QUERY)) == expected[mode]
+    colbert = LCRetriever(index=qdrant_index, k=4, retrieval_mode="colbert")
+    # A per-call mode replaces the field's for that call only.
+    assert lc_hits(colbert.invoke(QUERY, retrieval_mode="bm25")) == expected["bm25"]
+    assert lc_hits(colbert.invoke(QUERY)) == expected["colbert"]
+    assert colbert.invoke(QUERY, retrieval_mode=None) == colbert.invoke(QUERY)
+
+
+async def test_lc_retrieval_mode_async_and_filter(qdrant_index: QdrantIndex) -> None:
+    retriever = LCRetriever(index=qdrant_index, k=3, retrieval_mode="colbert")
+    expected = qdrant_index.search(QUERY, 3, filter={"n": [1, 2, 3]}, retrieval_mode="colbert")
+    got = await retriever.ainvoke(QUERY, filter={"n": [1, 2, 3]})
+    assert lc_hits(got) == hit_list(expected)
+    assert {d.metadata["n"] for d in got} <= {1, 2, 3}
+    bm25 = await retriever.ainvoke(QUERY, retrieval_mode="bm25", k=2)
+    assert lc_hits(bm25) == hit_list(qdrant_index.search(QUERY, 2, retrieval_mode="bm25"))
+
+
+def test_lc_retrieval_mode_assignment_and_copies(qdrant_index: QdrantIndex) -> None:
+    retriever = LCRetriever(index=qdrant_index, k=4)
+    retriever.retrieval_mode = "bm25"
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index is not changed
+    expected = hit_list(qdrant_index.search(QUERY, 4, retrieval_mode="bm25"))
+    assert lc_hits(retriever.invoke(QUERY)) == expected
+    deep = copy.deepcopy(retriever)
+    updated = retriever.model_copy(update={"retrieval_mode": "hybrid"})
+    assert deep.index is qdrant_index and updated.index is qdrant_index
+    assert (deep.retrieval_mode, updated.retrieval_mode) == ("bm25", "hybrid")
+    deep.retrieval_mode = None
+    assert retriever.retrieval_mode == "bm25"  # the copy has its own settings
+    assert lc_hits(deep.invoke(QUERY)) == hit_list(qdrant_index.search(QUERY, 4))
+    from_texts = LCRetriever.from_texts(["x"], index=qdrant_index, ids=["x"], retrieval_mode="bm25")
+    assert from_texts.retrieval_mode == "bm25"
+
+
+def test_lc_retrieval_mode_refused_by_the_index(
+    lc_retriever: LCRetriever, tiny_model: ColBERT, qdrant_index: QdrantIndex
+) -> None:
+    memory = lc_retriever.index
+    for mode in ("bm25", "hybrid"):
+        # The index's own message, at construction (not at the first search).
+        with pytest.raises(InvalidArgumentError, match=f"got '{mode}'.*need a QdrantIndex"):
+            LCRetriever(index=memory, retrieval_mode=mode)
+        with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+            lc_retriever.invoke(QUERY, retrieval_mode=mode)
+        with pytest.raises(ValidationError, match="need a QdrantIndex"):
+            lc_retriever.retrieval_mode = mode
+    assert lc_retriever.retrieval_mode is None  # a refused assignment changes nothing
+    assert len(LCRetriever(index=memory, retrieval_mode="colbert").invoke(QUERY)) == 4
+    with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+        LCRetriever.from_texts(["x"], model=tiny_model, retrieval_mode="hybrid")
+    with pytest.raises(InvalidArgumentError, match="'colbert', 'bm25', 'hybrid'"):
+        LCRetriever(index=qdrant_index, retrieval_mode="dense")
+    with pytest.raises(InvalidArgumentError, match="'colbert', 'bm25', 'hybrid'"):
+        LCRetriever(index=qdrant_index).invoke(QUERY, retrieval_mode="BM25")
+    with pytest.raises(InvalidArgumentTypeError, match="retrieval_mode must be a string"):
+        LCRetriever(index=qdrant_index, retrieval_mode=2)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="retrieval_mode must be a string"):
+        lc_retriever.invoke(QUERY, retrieval_mode=["bm25"])
+    with pytest.raises(InvalidArgumentTypeError, match="k, filter and retrieval_mode"):
+        lc_retriever.invoke(QUERY, mode="bm25")
+    with (
+        QdrantIndex(tiny_model, bm25=False) as no_bm25,
+        pytest.raises(InvalidArgumentError, match="needs BM25 vectors"),
+    ):
+        LCRetriever(index=no_bm25, retrieval_mode="hybrid")
+
+
 class TestColBERTRetrieverOnTinyModel(RetrieversIntegrationTests):
     """The standard retriever suite on the tiny model (runs without a real model)."""
 
@@ -225,6 +331,39 @@ class TestColBERTRetrieverOnTinyModel(RetrieversIntegrationTests):
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {"index": self.index}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return QUERY
+
+
+class TestColBERTRetrieverOnQdrant(RetrieversIntegrationTests):
+    """The standard retriever suite over a QdrantIndex on Qdrant Edge (the tiny model): the
+    index's default retrieval mode (hybrid), and hybrid and colbert named."""
+
+    @pytest.fixture(
+        autouse=True, params=[None, "hybrid", "colbert"], ids=["default", "hybrid", "colbert"]
+    )
+    def _index(self, tiny_model: ColBERT, request: pytest.FixtureRequest) -> Iterator[None]:
+        self.mode = request.param
+        with QdrantIndex(tiny_model) as index:
+            index.add(TEXTS, ids=IDS)
+            self.index = index
+            yield
+
+    @property
+    def retriever_constructor(self) -> type[LCRetriever]:
+        return LCRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"index": self.index, "retrieval_mode": self.mode}
+
+    def test_results_are_the_mode_s(self) -> None:
+        got = LCRetriever(**self.retriever_constructor_params, k=4).invoke(QUERY)
+        assert lc_hits(got) == hit_list(self.index.search(QUERY, 4, retrieval_mode=self.mode))
+        other = "hybrid" if self.mode == "colbert" else "colbert"
+        assert lc_hits(got) != hit_list(self.index.search(QUERY, 4, retrieval_mode=other))
 
     @property
     def retriever_query_example(self) -> str:
@@ -255,6 +394,40 @@ class TestColBERTRetrieverIntegration(RetrieversIntegrationTests):
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {"index": self.index, "k": 4}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "what similarity laws must be obeyed when constructing aeroelastic models"
+
+
+@pytest.fixture(scope="module")
+def real_qdrant_index(real_model: ColBERT) -> Iterator[QdrantIndex]:
+    docs, _ = cranfield(12)
+    with QdrantIndex(real_model) as index:
+        metadatas = [{"title": d["title"]} for d in docs]
+        index.add([d["text"] for d in docs], ids=[d["_id"] for d in docs], metadatas=metadatas)
+        yield index
+
+
+@pytest.mark.integration
+class TestColBERTRetrieverIntegrationOnQdrant(RetrieversIntegrationTests):
+    """The langchain-tests standard retriever suite on the real model over a QdrantIndex on
+    Qdrant Edge: the index's default retrieval mode (hybrid), and hybrid and colbert named."""
+
+    @pytest.fixture(
+        autouse=True, params=[None, "hybrid", "colbert"], ids=["default", "hybrid", "colbert"]
+    )
+    def _index(self, real_qdrant_index: QdrantIndex, request: pytest.FixtureRequest) -> None:
+        self.index = real_qdrant_index
+        self.mode = request.param
+
+    @property
+    def retriever_constructor(self) -> type[LCRetriever]:
+        return LCRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"index": self.index, "k": 4, "retrieval_mode": self.mode}
 
     @property
     def retriever_query_example(self) -> str:
@@ -373,11 +546,94 @@ def test_li_on_qdrant(tiny_model: ColBERT) -> None:
         np.testing.assert_allclose([n.score for n in got], [n.score for n in expected], rtol=1e-5)
 
 
+def li_hits(got: list[NodeWithScore]) -> list[tuple[str, float]]:
+    return ranked([(n.node.node_id, float(n.score or 0.0)) for n in got])
+
+
+def test_li_retrieval_mode(qdrant_index: QdrantIndex) -> None:
+    expected = {m: hit_list(qdrant_index.search(QUERY, 3, retrieval_mode=m)) for m in MODES}
+    retriever = LIRetriever(qdrant_index, similarity_top_k=3)
+    assert retriever.retrieval_mode is None
+    assert qdrant_index.retrieval_mode == "hybrid"  # the index's default: what None runs
+    assert li_hits(retriever.retrieve(QUERY)) == expected["hybrid"]
+    for mode in MODES:
+        retriever.retrieval_mode = mode
+        assert retriever.retrieval_mode == mode
+        assert li_hits(retriever.retrieve(QUERY)) == expected[mode]
+        fixed = LIRetriever(qdrant_index, similarity_top_k=3, retrieval_mode=mode)
+        assert li_hits(fixed.retrieve(QUERY)) == expected[mode]
+    retriever.retrieval_mode = None
+    assert li_hits(retriever.retrieve(QUERY)) == expected["hybrid"]
+    nodes = LIRetriever.from_nodes(
+        li_nodes()[:2], index=qdrant_index, similarity_top_k=3, retrieval_mode="bm25"
+    )
+    assert nodes.retrieval_mode == "bm25"
+
+
+async def test_li_retrieval_mode_async(qdrant_index: QdrantIndex) -> None:
+    retriever = LIRetriever(qdrant_index, similarity_top_k=2, retrieval_mode="bm25")
+    got = await retriever.aretrieve(QueryBundle(QUERY))
+    assert li_hits(got) == hit_list(qdrant_index.search(QUERY, 2, retrieval_mode="bm25"))
+
+
+def test_li_retrieval_mode_kept_by_to_dict_and_copies(qdrant_index: QdrantIndex) -> None:
+    retriever = LIRetriever(qdrant_index, similarity_top_k=2, retrieval_mode="bm25")
+    data = retriever.to_dict()
+    assert data["retrieval_mode"] == "bm25"
+    again = LIRetriever.from_json(retriever.to_json(), index=qdrant_index)
+    assert again.retrieval_mode == "bm25"
+    assert li_hits(again.retrieve(QUERY)) == li_hits(retriever.retrieve(QUERY))
+    overridden = LIRetriever.from_dict(data, index=qdrant_index, retrieval_mode="hybrid")
+    assert overridden.retrieval_mode == "hybrid"
+    older = {k: v for k, v in data.items() if k != "retrieval_mode"}  # saved before the option
+    assert LIRetriever.from_dict(older, index=qdrant_index).retrieval_mode is None
+    copied = copy.deepcopy(retriever)
+    assert copied.index is qdrant_index and copied.retrieval_mode == "bm25"
+    copied.retrieval_mode = "colbert"
+    assert retriever.retrieval_mode == "bm25"
+
+
+def test_li_retrieval_mode_refused_by_the_index(
+    li_retriever: LIRetriever, tiny_model: ColBERT, qdrant_index: QdrantIndex
+) -> None:
+    memory = li_retriever.index
+    for mode in ("bm25", "hybrid"):
+        with pytest.raises(InvalidArgumentError, match=f"got '{mode}'.*need a QdrantIndex"):
+            LIRetriever(memory, retrieval_mode=mode)
+        with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+            li_retriever.retrieval_mode = mode
+        with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+            LIRetriever.from_dict({"retrieval_mode": mode}, index=memory)
+    assert li_retriever.retrieval_mode is None  # a refused setting changes nothing
+    with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+        LIRetriever.from_nodes(li_nodes(), model=tiny_model, retrieval_mode="hybrid")
+    with pytest.raises(InvalidArgumentError, match="'colbert', 'bm25', 'hybrid'"):
+        LIRetriever(qdrant_index, retrieval_mode="sparse")
+    with pytest.raises(InvalidArgumentTypeError, match="retrieval_mode must be a string"):
+        LIRetriever(qdrant_index, retrieval_mode=1)  # type: ignore[arg-type]
+    assert LIRetriever(memory, retrieval_mode="colbert").retrieval_mode == "colbert"
+
+
 def _engine(retriever: LIRetriever) -> RetrieverQueryEngine:
     return RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
 
 
-async def test_li_query_engine(li_retriever: LIRetriever) -> None:
+@pytest.fixture(params=["memory", "qdrant", "qdrant-colbert"])
+def engine_retriever(request: pytest.FixtureRequest, tiny_model: ColBERT) -> Iterator[LIRetriever]:
+    """The retriever of the query engine tests: over an InMemoryIndex, and over a QdrantIndex
+    on Qdrant Edge with its default retrieval mode (hybrid) and with colbert."""
+    if request.param == "memory":
+        yield LIRetriever.from_nodes(li_nodes(), model=tiny_model, similarity_top_k=3)
+        return
+    mode = "colbert" if request.param == "qdrant-colbert" else None
+    with QdrantIndex(tiny_model) as index:
+        yield LIRetriever.from_nodes(
+            li_nodes(), index=index, similarity_top_k=3, retrieval_mode=mode
+        )
+
+
+async def test_li_query_engine(engine_retriever: LIRetriever) -> None:
+    li_retriever = engine_retriever
     engine = _engine(li_retriever)
     response = engine.query(QUERY)
     expected = li_retriever.retrieve(QUERY)
@@ -417,6 +673,29 @@ def test_real_li_query_engine(
     assert [n.node.node_id for n in got] == best
     np.testing.assert_allclose([n.score for n in got], np.sort(scores)[::-1][:3], rtol=1e-5)
     assert nodes == before
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", [None, "hybrid", "colbert"])
+def test_real_li_query_engine_on_qdrant(
+    real_model: ColBERT, real_nodes: tuple[list[TextNode], list[str]], mode: str | None
+) -> None:
+    nodes, queries = real_nodes
+    with QdrantIndex(real_model) as index:
+        retriever = LIRetriever.from_nodes(
+            nodes, index=index, similarity_top_k=3, retrieval_mode=mode
+        )
+        response = _engine(retriever).query(queries[0])
+        expected = index.search(queries[0], 3, retrieval_mode=mode)
+    got = response.source_nodes
+    assert li_hits(got) == hit_list(expected)
+    by_id = {n.node_id: n for n in nodes}
+    assert all(n.node == by_id[n.node.node_id] for n in got)  # the original nodes
+    if mode == "colbert":  # MaxSim, exact over 15 documents
+        texts = [n.get_content(MetadataMode.EMBED) for n in nodes]
+        scores = real_model.score(queries[0], texts)
+        best = [nodes[i].node_id for i in np.argsort(-scores, kind="stable")[:3]]
+        assert [n.node.node_id for n in got] == best
 
 
 def test_lc_from_texts_refuses_a_single_string(tiny_model: ColBERT) -> None:

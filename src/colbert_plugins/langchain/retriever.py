@@ -4,6 +4,7 @@
 >>> retriever = ColBERTRetriever.from_documents(docs, model="path/to/model", k=4)  # doctest: +SKIP
 >>> retriever.invoke("how do wings behave in a slipstream?", k=2)  # doctest: +SKIP
 >>> retriever.invoke("wings", filter={"source": ["a.pdf", "b.pdf"]})  # doctest: +SKIP
+>>> retriever.invoke("wings", retrieval_mode="hybrid")  # a QdrantIndex  # doctest: +SKIP
 
 The documents live in a :class:`~colbert_plugins.index.ColBERTIndex`: the in-process exact
 :class:`~colbert_plugins.index.InMemoryIndex` by default, or a
@@ -27,7 +28,7 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ..checks import check_int, check_query
 from ..components import Checked, PositiveInt
@@ -46,13 +47,14 @@ class ColBERTRetriever(Checked, BaseRetriever):
     """Retrieve the ``k`` best documents of a ColBERT index by MaxSim score.
 
     Build it from documents (:meth:`from_documents`, :meth:`from_texts`) or around an existing
-    index (``ColBERTRetriever(index=index, k=4)``). The search options ``k`` and ``filter``
-    can be changed per call, as the search kwargs of LangChain's vector store retrievers:
-    ``retriever.invoke(query, k=10, filter={"source": "a.pdf"})``.
+    index (``ColBERTRetriever(index=index, k=4)``). The search options ``k``, ``filter`` and
+    ``retrieval_mode`` can be changed per call, as the search kwargs of LangChain's vector
+    store retrievers: ``retriever.invoke(query, k=10, filter={"source": "a.pdf"})``.
 
     Each result is a new :class:`~langchain_core.documents.Document` with the stored text as
     ``page_content``, the document's id as ``id``, and a copy of its metadata plus
-    ``"relevance_score"`` (the MaxSim score, a float), best first.
+    ``"relevance_score"`` (the index's score, a float: MaxSim in the ``"colbert"`` mode),
+    best first.
 
     Args:
         index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
@@ -61,6 +63,13 @@ class ColBERTRetriever(Checked, BaseRetriever):
             ``{"field": value}`` (equality) or ``{"field": [v1, v2]}`` (membership), all
             fields must hold (:func:`~colbert_plugins.index.check_filter`). It is applied
             before the top-``k`` cut, so ``k`` documents come back whenever ``k`` match.
+        retrieval_mode: how every search without its own ranks documents: one of the index's
+            :attr:`~colbert_plugins.index.ColBERTIndex.retrieval_modes` (``"colbert"``:
+            MaxSim, every index; a :class:`~colbert_plugins.index.qdrant.QdrantIndex` also
+            runs ``"bm25"`` and ``"hybrid"``, BM25 and ColBERT fused by reciprocal rank).
+            ``None`` (the default): the index's own default. A mode the index cannot run is
+            refused when set, with the index's
+            :class:`~colbert_plugins.errors.InvalidArgumentError`.
         **kwargs: :class:`~langchain_core.retrievers.BaseRetriever` fields (``tags``,
             ``metadata``).
 
@@ -79,12 +88,27 @@ class ColBERTRetriever(Checked, BaseRetriever):
         description="Metadata filter of every search without its own: {field: value} "
         "(equality) or {field: [values]} (membership), all fields must hold.",
     )
+    retrieval_mode: str | None = Field(
+        default=None,
+        description="Retrieval mode of every search without its own: one of the index's "
+        "retrieval_modes ('colbert'; a QdrantIndex also 'bm25' and 'hybrid'); None: the "
+        "index's default.",
+    )
 
     @field_validator("filter", mode="before")
     @classmethod
     def _check_filter(cls, value: Any) -> dict[str, Any] | None:
         check_filter(value)  # our clear error, not a pydantic one
         return None if value is None else dict(value)
+
+    @field_validator("retrieval_mode", mode="before")
+    @classmethod
+    def _check_retrieval_mode(cls, value: Any, info: ValidationInfo) -> str | None:
+        mode = _mode_argument(value)
+        index = info.data.get("index")  # absent when the index itself was refused
+        if mode is not None and isinstance(index, ColBERTIndex):
+            index.check_retrieval_mode(mode)  # the index's own error, at construction
+        return mode
 
     def _shared_by_copies(self) -> Iterable[object]:
         # An index holds a model and maybe files or a server connection: never copied.
@@ -121,10 +145,14 @@ class ColBERTRetriever(Checked, BaseRetriever):
             batch_size: documents per encoder call.
             show_progress: show a progress bar while encoding.
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
-            **kwargs: more retriever fields (``filter``, ``tags``, ``metadata``).
+            **kwargs: more retriever fields (``filter``, ``retrieval_mode``, ``tags``,
+                ``metadata``).
         """
         k = check_int(k, "k")
         target = resolve_index(model, index, model_kwargs)
+        mode = _mode_argument(kwargs.get("retrieval_mode"))
+        if mode is not None:
+            target.check_retrieval_mode(mode)  # before any text is encoded
         target.add(
             texts,
             ids=ids,
@@ -178,21 +206,34 @@ class ColBERTRetriever(Checked, BaseRetriever):
         query: str,
         k: int | None = None,
         filter: MetadataFilter | None = None,
+        retrieval_mode: str | None = None,
         **extra: Any,
     ) -> list[Document]:
         unknown = sorted(set(extra) - _IGNORED_KWARGS)
         if unknown:
             raise InvalidArgumentTypeError(
                 f"ColBERTRetriever got unexpected keyword argument(s) {', '.join(unknown)}; "
-                "the search options are k and filter"
+                "the search options are k, filter and retrieval_mode"
             )
         query = check_query(query)
+        mode = _mode_argument(retrieval_mode)
         hits = self.index.search(
             query,
             k=self.k if k is None else check_int(k, "k"),
             filter=self.filter if filter is None else filter,
+            retrieval_mode=self.retrieval_mode if mode is None else mode,
         )
         return [_to_document(hit) for hit in hits]
+
+
+def _mode_argument(value: object) -> str | None:
+    """A ``retrieval_mode`` argument: ``None`` or a string (which modes an index runs is the
+    index's to say: :meth:`~colbert_plugins.index.ColBERTIndex.check_retrieval_mode`)."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentTypeError(
+            f"retrieval_mode must be a string such as 'colbert' or None, got {type(value).__name__}"
+        )
+    return value
 
 
 def _to_document(hit: SearchHit) -> Document:

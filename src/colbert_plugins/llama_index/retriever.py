@@ -5,6 +5,7 @@
 >>> engine = RetrieverQueryEngine.from_args(retriever, llm=llm)  # doctest: +SKIP
 >>> year = MetadataFilters(filters=[MetadataFilter(key="year", value=2024)])  # doctest: +SKIP
 >>> retriever.filters = year  # doctest: +SKIP
+>>> retriever.retrieval_mode = "hybrid"  # a QdrantIndex: BM25 and ColBERT  # doctest: +SKIP
 
 Nodes are stored in a :class:`~colbert_plugins.index.ColBERTIndex` (the in-process exact
 :class:`~colbert_plugins.index.InMemoryIndex` by default, or a
@@ -62,7 +63,8 @@ class ColBERTRetriever(BaseRetriever):
 
     Build it from nodes (:meth:`from_nodes`) or documents (:meth:`from_documents`), or around
     an existing index. Returns :class:`NodeWithScore` objects, best first, whose ``score`` is
-    the MaxSim score; each node is a fresh copy, never the stored one.
+    the index's score (MaxSim in the ``"colbert"`` retrieval mode); each node is a fresh copy,
+    never the stored one.
 
     Args:
         index: the :class:`~colbert_plugins.index.ColBERTIndex` to search.
@@ -72,12 +74,21 @@ class ColBERTRetriever(BaseRetriever):
             ``MetadataFilters`` too); anything else is refused when set (see
             :func:`metadata_filter`). Applied before the top-k cut, so ``similarity_top_k``
             nodes come back whenever that many match. Settable later (``retriever.filters``).
+        retrieval_mode: how every retrieval ranks nodes: one of the index's
+            :attr:`~colbert_plugins.index.ColBERTIndex.retrieval_modes` (``"colbert"``:
+            MaxSim, every index; a :class:`~colbert_plugins.index.qdrant.QdrantIndex` also
+            runs ``"bm25"`` and ``"hybrid"``, BM25 and ColBERT fused by reciprocal rank).
+            ``None`` (the default): the index's own default. A mode the index cannot run is
+            refused when set, with the index's
+            :class:`~colbert_plugins.errors.InvalidArgumentError`. Settable later
+            (``retriever.retrieval_mode``).
         callback_manager: LlamaIndex callback manager.
         object_map, objects, verbose: as for any LlamaIndex ``BaseRetriever`` (recursive
             retrieval through ``IndexNode`` objects).
 
     An index (a model, arrays, files or a server connection) cannot be serialized:
-    :meth:`to_dict` keeps the settings only (``similarity_top_k``, ``filters``, ``verbose``)
+    :meth:`to_dict` keeps the settings only (``similarity_top_k``, ``filters``,
+    ``retrieval_mode``, ``verbose``)
     and :meth:`from_dict` needs the index again (``from_dict(data, index=index)``).
     ``copy.deepcopy`` gives a retriever with its own settings over the same index.
     """
@@ -88,6 +99,7 @@ class ColBERTRetriever(BaseRetriever):
         similarity_top_k: int = 4,
         *,
         filters: MetadataFilters | None = None,
+        retrieval_mode: str | None = None,
         callback_manager: CallbackManager | None = None,
         object_map: dict[str, Any] | None = None,
         objects: list[Any] | None = None,
@@ -101,6 +113,7 @@ class ColBERTRetriever(BaseRetriever):
         self._similarity_top_k = check_int(similarity_top_k, "similarity_top_k")
         self._filter = metadata_filter(filters)
         self._filters = filters
+        self._retrieval_mode = _check_mode(index, retrieval_mode)
         super().__init__(
             callback_manager=callback_manager,
             object_map=object_map,
@@ -132,6 +145,15 @@ class ColBERTRetriever(BaseRetriever):
         self._filter = metadata_filter(value)
         self._filters = value
 
+    @property
+    def retrieval_mode(self) -> str | None:
+        """The retrieval mode of every retrieval (``None``: the index's default)."""
+        return self._retrieval_mode
+
+    @retrieval_mode.setter
+    def retrieval_mode(self, value: str | None) -> None:
+        self._retrieval_mode = _check_mode(self._index, value)
+
     # -- serialization and copies ----------------------------------------------------------------
 
     @classmethod
@@ -145,6 +167,7 @@ class ColBERTRetriever(BaseRetriever):
             "class_name": self.class_name(),
             "similarity_top_k": self._similarity_top_k,
             "filters": filters,
+            "retrieval_mode": self._retrieval_mode,
             "verbose": self._verbose,
         }
 
@@ -164,7 +187,7 @@ class ColBERTRetriever(BaseRetriever):
                 "index is not (give from_dict(data, index=index))"
             )
         settings = {k: v for k, v in {**data, **kwargs}.items() if k != "class_name"}
-        unknown = sorted(set(settings) - {"similarity_top_k", "filters", "verbose"})
+        unknown = sorted(set(settings) - _SETTINGS)
         if unknown:
             raise InvalidArgumentTypeError(
                 f"ColBERTRetriever.from_dict got unexpected key(s) {', '.join(unknown)}"
@@ -198,6 +221,7 @@ class ColBERTRetriever(BaseRetriever):
         index: ColBERTIndex | None = None,
         similarity_top_k: int = 4,
         filters: MetadataFilters | None = None,
+        retrieval_mode: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
         **add_options: Any,
@@ -211,6 +235,7 @@ class ColBERTRetriever(BaseRetriever):
             index: an index to add the nodes to instead (e.g. a ``QdrantIndex``).
             similarity_top_k: number of nodes to return.
             filters: ``MetadataFilters`` applied to every retrieval (see the class).
+            retrieval_mode: the retrieval mode of every retrieval (see the class).
             model_kwargs: keyword arguments of ``ColBERT.from_pretrained``.
             callback_manager: LlamaIndex callback manager.
             **add_options: ``metadata_mode``, ``batch_size``, ``show_progress``, as for
@@ -218,7 +243,13 @@ class ColBERTRetriever(BaseRetriever):
         """
         top_k = check_int(similarity_top_k, "similarity_top_k")
         target = resolve_index(model, index, model_kwargs)
-        retriever = cls(target, top_k, filters=filters, callback_manager=callback_manager)
+        retriever = cls(
+            target,
+            top_k,
+            filters=filters,
+            retrieval_mode=retrieval_mode,
+            callback_manager=callback_manager,
+        )
         retriever.add_nodes(nodes, **add_options)
         return retriever
 
@@ -280,7 +311,10 @@ class ColBERTRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._index.search(
-            query_bundle.query_str, k=self._similarity_top_k, filter=self._filter
+            query_bundle.query_str,
+            k=self._similarity_top_k,
+            filter=self._filter,
+            retrieval_mode=self._retrieval_mode,
         )
         return [NodeWithScore(node=_to_node(hit), score=hit.score) for hit in hits]
 
@@ -290,6 +324,20 @@ class ColBERTRetriever(BaseRetriever):
 
 
 _SUPPORTED_OPERATORS = (FilterOperator.EQ, FilterOperator.IN)
+#: The settings :meth:`ColBERTRetriever.to_dict` keeps.
+_SETTINGS = frozenset({"similarity_top_k", "filters", "retrieval_mode", "verbose"})
+
+
+def _check_mode(index: ColBERTIndex, mode: Any) -> str | None:
+    """``mode`` (``None`` or a string) if ``index`` runs it, else the index's error."""
+    if mode is None:
+        return None
+    if not isinstance(mode, str):
+        raise InvalidArgumentTypeError(
+            f"retrieval_mode must be a string such as 'colbert' or None, got {type(mode).__name__}"
+        )
+    index.check_retrieval_mode(mode)
+    return mode
 
 
 def metadata_filter(filters: MetadataFilters | None) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from ..base import (
     IndexedDocument,
     IndexMismatchError,
     SearchHit,
+    check_filter,
     check_ids,
     check_index_model,
     check_json_metadata,
@@ -465,7 +466,7 @@ class QdrantIndex(ColBERTIndex):
         - ``"bm25"``: BM25 alone (scores are BM25 scores);
         - ``"hybrid"``: the best ``hybrid_limit`` by BM25 and the best ``hybrid_limit`` by
           ColBERT (as above), fused by reciprocal rank (``1 / (60 + rank)`` summed over both
-          lists: the scores).
+          lists, ranks from 0: the scores; equal scores in id order).
 
         ``filter`` (see :meth:`ColBERTIndex.search`) applies to every stage, before each cut.
         """
@@ -487,8 +488,6 @@ class QdrantIndex(ColBERTIndex):
             return super().search_batch(queries, k, filter=filter, retrieval_mode="colbert")
         texts = [check_query(q) for q in _check_sequence(queries)]
         k = check_k(k)
-        from ..filters import check_filter
-
         checked = check_filter(filter)
         if not texts:
             return []
@@ -497,6 +496,11 @@ class QdrantIndex(ColBERTIndex):
         else:
             vectors = self.model.encode_queries(texts)
             stages = [self._hybrid_stage(t, v, k) for t, v in zip(texts, vectors, strict=True)]
+            # Reciprocal ranks tie often (rank r in one list only, in either list): the engine
+            # returns the whole fused list and ties are broken by id, so that the same query
+            # gives the same hits every time.
+            fused = self._run(stages, checked, scale=[1.0] * len(stages))
+            return [sorted(hits, key=lambda h: (-h.score, h.id))[:k] for hits in fused]
         return self._run(stages, checked, scale=[1.0] * len(stages))
 
     def check_retrieval_mode(self, mode: object) -> str:
@@ -554,7 +558,7 @@ class QdrantIndex(ColBERTIndex):
         limit = max(self.hybrid_limit, k)
         return Stage(
             Rrf(_RRF_K),
-            k,
+            2 * limit,  # every fused document: the caller breaks ties, then cuts to k
             prefetch=(self._bm25_stage(text, limit), self._colbert_stage(vectors, limit)),
         )
 
