@@ -4,7 +4,7 @@ Usage:
     python benchmarks/retrieval_eval.py [--model DIR] [--data DIR] [--collections cranfield,scifact]
         [--systems bm25,bm25+rerank,exact,compressed,qdrant] [--max-docs N] [--max-queries N]
         [--threads 2] [--prefetch 50,100,200,400] [--fixed muvera,mean] [--json results.json]
-        [--cache-file vectors.sqlite]
+        [--cache-file vectors.sqlite] [--retrieval-modes colbert,bm25,hybrid]
 
 Systems (``--systems``, all by default; e.g. ``--systems compressed`` re-runs that row alone),
 on BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels.tsv):
@@ -13,9 +13,11 @@ on BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels.tsv):
 - ``bm25+rerank``: BM25 top 100 reranked by ColBERT MaxSim (document vectors precomputed);
 - ``exact``: the in-process :class:`InMemoryIndex` (exact MaxSim over all documents);
 - ``compressed``: :class:`CompressedIndex` at its defaults, built in a temporary directory;
-- ``qdrant``: :class:`QdrantIndex` in qdrant-client's local mode: ``prefetch`` candidates
-  by the fixed-length vector (MUVERA by default; ``--fixed muvera,mean`` gives a row for
-  each), then exact MaxSim over them, in one query.
+- ``qdrant``: :class:`QdrantIndex` on Qdrant Edge (in process, a shard in a temporary
+  directory), one row per ``--retrieval-modes`` mode (all by default): ``colbert`` (the
+  index's ``prefetch_limit`` candidates by the fixed-length vector's HNSW, then exact MaxSim),
+  ``bm25`` (Edge's BM25 sparse vector alone) and ``hybrid`` (the index's BM25 + ColBERT
+  fusion); ``--fixed muvera,mean`` gives colbert and hybrid rows for each fixed vector.
 
 Metrics: nDCG@10 (gain 2^rel - 1) and recall@100 over the judged queries; median query
 latency (query encoding included; for bm25+rerank: BM25 + query encoding + MaxSim of 100
@@ -25,11 +27,11 @@ backend's insertion) and size. Agreement, against a brute-force reference
 (identical lists), the compressed index's recall@10, and for each fixed vector and prefetch
 size P the two-stage recall@10 (top P by the fixed vector, then exact MaxSim) and the first
 stage's own recall (the share of the exact top 10 within the top P by the fixed vector; P=10
-is the fixed vector alone). With several collections, a last table pools the fixed-vector
-recalls over all their queries. Qdrant's local mode scans every point in Python, so the
-two-stage results of all queries are computed with numpy exactly as Qdrant's local prefetch
-does (exact top-P by the fixed vector, then MaxSim), and ``--qdrant-queries`` of them also
-run through Qdrant (latency, and a check that both agree).
+is the fixed vector alone), computed with numpy (exact top-P by the fixed vector, then
+MaxSim; Qdrant's HNSW prefetch approximates the first step, and the script says for how many
+queries Qdrant's own top 10 equals numpy's). With several collections, a table pools the
+fixed-vector recalls over all their queries, and a last one gives each system's nDCG@10 per
+collection and their mean.
 
 ``--max-docs`` keeps the documents judged relevant for the selected queries, then fills up
 with the others in corpus order, so that the metrics stay meaningful on a slice.
@@ -61,7 +63,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,7 @@ from colbert_plugins.model import rank_order
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SYSTEMS = ("bm25", "bm25+rerank", "exact", "compressed", "qdrant")
+RETRIEVAL_MODES = ("colbert", "bm25", "hybrid")
 
 
 def disclaimer(model: str) -> str:
@@ -227,11 +231,19 @@ def main() -> None:
     parser.add_argument(
         "--qdrant-queries",
         type=int,
-        default=30,
-        help="queries run through Qdrant's local mode itself (slow: it scans every point)",
+        default=10,
+        help="queries also timed on Qdrant with the prefetch off (an exact MaxSim scan)",
     )
     parser.add_argument(
-        "--fixed", default="muvera", help='Qdrant fixed vectors: "muvera", "mean" or both'
+        "--retrieval-modes",
+        default=",".join(RETRIEVAL_MODES),
+        help="QdrantIndex retrieval modes, one row each (comma-separated, among "
+        f"{', '.join(RETRIEVAL_MODES)}; default: all)",
+    )
+    parser.add_argument(
+        "--fixed",
+        default="mean",
+        help='Qdrant fixed vectors: "mean" (the default), "muvera" or both',
     )
     parser.add_argument(
         "--long-documents",
@@ -258,6 +270,13 @@ def main() -> None:
         parser.error(f"--prefetch takes comma-separated integers, got {args.prefetch!r}")
     if prefetches[0] < 1:
         parser.error("--prefetch sizes must be >= 1")
+    modes = [m.strip() for m in args.retrieval_modes.split(",") if m.strip()]
+    bad = sorted(set(modes) - set(RETRIEVAL_MODES))
+    if bad or not modes:
+        parser.error(
+            f"--retrieval-modes: unknown {bad or 'empty list'}; choose among {RETRIEVAL_MODES}"
+        )
+    args.retrieval_modes = list(dict.fromkeys(modes))
 
     print(f"> {disclaimer(args.model)}\n")
     report: dict[str, Any] = {
@@ -265,6 +284,7 @@ def main() -> None:
         "threads": args.threads,
         "long_documents": args.long_documents,
         "systems": sorted(wanted),
+        "retrieval_modes": args.retrieval_modes,
         "collections": {},
     }
     for name in args.collections.split(","):
@@ -280,8 +300,37 @@ def main() -> None:
         for line in fixed_table(pooled):
             print(line)
         report["fixed_recall@10_vs_exact_pooled"] = pooled
+    if len(report["collections"]) > 1:
+        print("## nDCG@10 by collection\n")
+        for line in ndcg_summary(report["collections"]):
+            print(line)
+        print()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def ndcg_summary(collections: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows: one per collection and the unweighted mean, one column per system run on
+    every collection."""
+    names = [
+        name
+        for name in next(iter(collections.values())).get("systems", {})
+        if all(name in c.get("systems", {}) for c in collections.values())
+    ]
+    if not names:
+        return []
+    lines = [
+        "| collection | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for coll_name, coll in collections.items():
+        cells = [f"{coll['systems'][n]['ndcg@10']:.3f}" for n in names]
+        lines.append(f"| {coll_name} | " + " | ".join(cells) + " |")
+    means = [
+        statistics.fmean(c["systems"][n]["ndcg@10"] for c in collections.values()) for n in names
+    ]
+    lines.append(f"| mean of {len(collections)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return lines
 
 
 def pool_fixed(collections: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -438,13 +487,14 @@ def evaluate_collection(
     print(
         "\nquery ms: one query end to end (query encoding included: "
         f"{median_ms(encode_times):.1f} ms p50 one at a time, {query_encode_ms:.1f} ms/query "
-        "batched; for Qdrant: search ms + that query's encoding time, measured separately, "
-        "on the checked queries only); "
+        "batched); "
         "search ms: with the query already encoded (BM25 and "
-        "BM25+rerank: BM25 and MaxSim of the 100 candidates). ColBERT build times include "
+        "BM25+rerank: BM25 and MaxSim of the 100 candidates; Qdrant colbert: search_vectors; "
+        "Qdrant bm25: the whole search, it encodes no ColBERT query; Qdrant hybrid: the "
+        "search with the query's vectors given). ColBERT build times include "
         f"document encoding ({encode_s:.1f} s, once). Sizes: BM25 score matrix; exact and "
-        "compressed index: the saved directory; Qdrant: raw float32 vectors (token "
-        "multivectors + fixed vector), Qdrant's own overhead excluded; BM25+rerank: BM25 "
+        "compressed index: the saved directory; Qdrant: the Edge shard directory "
+        "(disk_bytes: every vector, the payload and the write-ahead log); BM25+rerank: BM25 "
         "score matrix + raw float32 token vectors.\n"
     )
     for line in notes:
@@ -557,26 +607,33 @@ def run_qdrant(
     encode_s: float,
     k: int,
 ) -> tuple[list[SystemResult], dict[str, Any], list[str]]:
-    """Qdrant local, one system per fixed vector, and the fixed vectors' first-stage recall.
+    """:class:`QdrantIndex` on Qdrant Edge: one system per fixed vector and retrieval mode,
+    and the fixed vectors' first-stage recall.
 
-    Qdrant's local mode scores every point in Python on each query (slow), and its prefetch
-    is an exact top-P by the fixed vector, so the two-stage result over all queries is
-    computed with numpy (top-P by fixed-vector dot product, then MaxSim); the first
-    ``--qdrant-queries`` queries go through Qdrant itself, for latency and to check that the
-    two agree.
+    Every query runs through the index itself (``search`` with each ``--retrieval-modes``
+    mode: its run and its latency, query encoding included). The fixed vectors' recalls
+    against the exact top 10 for each prefetch size are computed with numpy (exact top-P by
+    the fixed vector, then MaxSim), which is what Qdrant's prefetch approximates with HNSW;
+    the "colbert" rows' agreement with that numpy two-stage top 10 is reported.
     """
     systems: list[SystemResult] = []
     fixed_report: dict[str, Any] = {}
     checks: list[str] = []
+    agreement: dict[str, dict[str, float]] = {}
     n = len(coll.query_ids)
-    n_check = min(args.qdrant_queries, n)
-    n_tokens = sum(len(v) for v in doc_vectors)
-    for fixed in args.fixed.split(","):
-        qdrant = QdrantIndex(model, location=":memory:", fixed=fixed)  # type: ignore[arg-type]
+    modes = args.retrieval_modes
+    n_scan = min(args.qdrant_queries, n)
+    for number, fixed in enumerate(args.fixed.split(",")):
+        qdrant = QdrantIndex(
+            model,
+            location=":memory:",
+            fixed=fixed,  # type: ignore[arg-type]
+            bm25=bool({"bm25", "hybrid"} & set(modes)),
+        )
         started = time.perf_counter()
         qdrant.add(coll.texts, ids=coll.doc_ids, batch_size=args.batch_size)
         qdrant_build = encode_s + time.perf_counter() - started
-        qdrant_bytes = 4 * (n_tokens * model.dim + len(coll.texts) * qdrant.fixed_dim)
+        qdrant_bytes = qdrant.disk_bytes()
         fixed_docs = qdrant.fixed_vectors(doc_vectors)
         fixed_queries = qdrant.fixed_vectors(query_vectors, query=True)
         # Every document's rank by the fixed vector, per query (stable: ties in input order).
@@ -590,39 +647,54 @@ def run_qdrant(
             ranked = rank_order(full_scores[coll.query_ids[i]][candidates], top)
             return [coll.doc_ids[candidates[j]] for j in ranked]
 
-        default_prefetch = qdrant.prefetch_limit or len(coll.texts)
-        result = SystemResult(f"qdrant-local ({fixed}, prefetch {max(default_prefetch, k)})")
-        result.build_s, result.size_bytes = qdrant_build, qdrant_bytes
-        result.runs = {
-            qid: two_stage(i, default_prefetch, k) for i, qid in enumerate(coll.query_ids)
-        }
-        same_top10 = same_small = 0
-        full_scan: list[float] = []
-        for i in range(n_check):
-            qid, qv = coll.query_ids[i], query_vectors[i]
-            qdrant.prefetch_limit = default_prefetch
-            started = time.perf_counter()
-            hits = qdrant.search_vectors(qv, k=k)
-            result.search_latencies.append(time.perf_counter() - started)
-            result.latencies.append(result.search_latencies[-1] + encode_times[i])
-            same_top10 += [h.id for h in hits[:10]] == result.runs[qid][:10]
-            qdrant.prefetch_limit = prefetches[0]  # the smallest prefetch, k=10
-            small = [h.id for h in qdrant.search_vectors(qv, k=10)]
-            same_small += small == two_stage(i, prefetches[0], 10)
-            if i < 5:
-                qdrant.prefetch_limit = None
+        prefetch = qdrant.prefetch_limit
+        for mode in modes:
+            if mode == "bm25" and number:
+                continue  # BM25 does not use the fixed vector: one row is enough
+            label = "bm25" if mode == "bm25" else f"{mode}, {fixed}, prefetch {prefetch}"
+            result = SystemResult(f"qdrant-edge ({label})")
+            result.build_s, result.size_bytes = qdrant_build, qdrant_bytes
+            for i, (qid, query) in enumerate(zip(coll.query_ids, coll.queries, strict=True)):
                 started = time.perf_counter()
-                qdrant.search_vectors(qv, k=k)
-                full_scan.append(time.perf_counter() - started)
+                hits = qdrant.search(query, k=k, retrieval_mode=mode)
+                result.latencies.append(time.perf_counter() - started)
+                result.runs[qid] = [h.id for h in hits]
+                if mode == "colbert":
+                    started = time.perf_counter()
+                    qdrant.search_vectors(query_vectors[i], k=k)
+                    result.search_latencies.append(time.perf_counter() - started)
+                elif mode == "bm25":  # no ColBERT query encoding in it
+                    result.search_latencies.append(result.latencies[-1])
+                else:  # hybrid, with the query's vectors already encoded (no vector API)
+                    with encoded_queries(model, {query: query_vectors[i]}):
+                        started = time.perf_counter()
+                        qdrant.search(query, k=k, retrieval_mode=mode)
+                        result.search_latencies.append(time.perf_counter() - started)
+            systems.append(result)
+            if mode == "colbert":
+                same = sum(
+                    result.runs[q][:10] == two_stage(i, prefetch or len(coll.texts), 10)
+                    for i, q in enumerate(coll.query_ids)
+                )
+                recall = statistics.fmean(
+                    len(set(result.runs[q][:10]) & set(reference[q])) / 10 for q in coll.query_ids
+                )
+                full_scan: list[float] = []
+                qdrant.prefetch_limit = None
+                for i in range(n_scan):
+                    started = time.perf_counter()
+                    qdrant.search_vectors(query_vectors[i], k=k)
+                    full_scan.append(time.perf_counter() - started)
+                qdrant.prefetch_limit = prefetch
+                agreement[fixed] = {"same_top10_as_numpy": same, "recall@10_vs_exact": recall}
+                checks.append(
+                    f"  {fixed}: Qdrant Edge's top 10 (prefetch {prefetch}, HNSW) equals the numpy "
+                    f"two-stage top 10 (exact top {prefetch} by the fixed vector, then MaxSim) "
+                    f"for {same}/{n} queries; recall@10 against exact MaxSim {recall:.3f}; search "
+                    f"{median_ms(result.search_latencies):.1f} ms p50 with prefetch, "
+                    f"{median_ms(full_scan):.1f} ms without (exact MaxSim scan, {n_scan} queries)"
+                )
         qdrant.close()
-        systems.append(result)
-        checks.append(
-            f"  {fixed}: Qdrant's own top-10 (prefetch {max(default_prefetch, k)}, k={k}) "
-            f"equals the numpy two-stage top-10 for {same_top10}/{n_check} queries (prefetch "
-            f"{prefetches[0]}, k=10: {same_small}/{n_check}); Qdrant local "
-            f"search {median_ms(result.search_latencies):.0f} ms p50 with prefetch, "
-            f"{median_ms(full_scan):.0f} ms without (full MaxSim scan)"
-        )
         # Per query: the two-stage top 10 against the exact top 10 (recall@10), and the first
         # stage alone: the share of the exact top 10 within the top P by the fixed vector.
         position = {d: i for i, d in enumerate(coll.doc_ids)}
@@ -633,13 +705,13 @@ def run_qdrant(
             rank_of[orders[i]] = np.arange(len(coll.doc_ids))
             ranks.append(rank_of[exact_rows[i]])
         per_prefetch: dict[str, dict[str, float]] = {}
-        for prefetch in [10, *prefetches]:
+        for size in [10, *prefetches]:
             two = [
-                len(set(two_stage(i, prefetch, 10)) & set(reference[qid])) / 10
+                len(set(two_stage(i, size, 10)) & set(reference[qid])) / 10
                 for i, qid in enumerate(coll.query_ids)
             ]
-            first = [float(np.mean(r < prefetch)) for r in ranks]
-            per_prefetch[str(prefetch)] = {
+            first = [float(np.mean(r < size)) for r in ranks]
+            per_prefetch[str(size)] = {
                 "two_stage": statistics.fmean(two),
                 "first_stage": statistics.fmean(first),
             }
@@ -648,15 +720,32 @@ def run_qdrant(
             "fixed_dim": qdrant.fixed_dim,
             "by_prefetch": per_prefetch,
         }
+        if fixed in agreement:
+            fixed_report[fixed]["qdrant_colbert"] = agreement[fixed]
     lines = [
-        f"Fixed-vector first stage against the exact top 10 ({n} queries): two-stage = "
+        f"Fixed-vector first stage against the exact top 10 ({n} queries, numpy): two-stage = "
         "recall@10 of (top P by the fixed vector, then exact MaxSim); first stage = share of "
         "the exact top 10 within the top P by the fixed vector (P=10: the fixed vector alone).",
         *fixed_table(fixed_report),
-        "Checked through Qdrant (local mode):",
+        "Checked through Qdrant Edge:" if checks else "",
         *checks,
     ]
-    return systems, fixed_report, lines
+    return systems, fixed_report, [line for line in lines if line]
+
+
+@contextmanager
+def encoded_queries(model: ColBERT, vectors: dict[str, np.ndarray]) -> Iterator[None]:
+    """``model.encode_queries`` returns these vectors (by text) instead of encoding: the search
+    time of a text search (hybrid) without its query encoding."""
+
+    def encode_queries(texts: Sequence[str], batch_size: int = 32) -> list[np.ndarray]:
+        return [vectors[t] for t in texts]
+
+    model.encode_queries = encode_queries  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del model.encode_queries
 
 
 def fixed_table(fixed_report: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from script_loader import load_script
 
 pytest.importorskip("bm25s")
 pytest.importorskip("qdrant_client")
+pytest.importorskip("qdrant_edge")
 
 # fmt: off
 WORDS = [
@@ -79,10 +80,13 @@ def test_every_system_and_the_fixed_vector_recalls(
     toy = report["collections"]["toy"]
     assert toy["documents"] == N_DOCS and toy["queries"] == N_QUERIES
     names = set(toy["systems"])
-    assert len(names) == 6
+    # bm25s, bm25+rerank, exact, compressed; Qdrant: colbert and hybrid per fixed vector, bm25 once
+    assert len(names) == 4 + 2 * 2 + 1
     assert {n.split(" ")[0] for n in names} == {
-        "bm25", "colbert-exact", "colbert-compressed", "qdrant-local",
+        "bm25", "colbert-exact", "colbert-compressed", "qdrant-edge",
     }  # fmt: skip
+    qdrant_rows = sorted(n for n in names if n.startswith("qdrant-edge"))
+    assert [n.split(" ")[1].strip("(,)") for n in qdrant_rows].count("bm25") == 1
     for row in toy["systems"].values():
         assert 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["recall@100"] <= 1.0
     assert toy["exact_vs_bruteforce_identical_top10"] == N_QUERIES
@@ -91,6 +95,9 @@ def test_every_system_and_the_fixed_vector_recalls(
     fixed = toy["fixed_recall@10_vs_exact"]
     assert set(fixed) == {"muvera", "mean"}
     for values in fixed.values():
+        # The index's default prefetch holds all 60 documents: Qdrant's top 10 is the exact one.
+        assert values["qdrant_colbert"]["recall@10_vs_exact"] == 1.0
+        assert values["qdrant_colbert"]["same_top10_as_numpy"] == N_QUERIES
         by_prefetch = values["by_prefetch"]
         assert list(by_prefetch) == ["10", "20", "60"]
         # Every document prefetched: the two-stage top 10 is the exact top 10.
@@ -130,6 +137,44 @@ def test_one_system_alone(
     )  # fmt: skip
     assert report["long_documents"] == "windows"
     assert report["collections"]["toy"]["exact_vs_bruteforce_identical_top10"] == N_QUERIES
+
+
+def test_retrieval_modes_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path, data: Path
+) -> None:
+    report = _run(
+        monkeypatch, tmp_path, tiny_model_dir, data, "--systems", "qdrant",
+        "--fixed", "mean", "--retrieval-modes", "bm25, hybrid,bm25", "--qdrant-queries", "1",
+    )  # fmt: skip
+    assert report["retrieval_modes"] == ["bm25", "hybrid"]
+    names = list(report["collections"]["toy"]["systems"])
+    assert [n.split(" ")[1].strip("(,)") for n in names] == ["bm25", "hybrid"]
+    # No colbert row: no agreement numbers for it.
+    assert "qdrant_colbert" not in report["collections"]["toy"]["fixed_recall@10_vs_exact"]["mean"]
+
+
+def test_ndcg_summary_is_per_collection_with_the_mean() -> None:
+    def coll(**ndcg: float) -> dict:
+        return {"systems": {name: {"ndcg@10": value} for name, value in ndcg.items()}}
+
+    lines = retrieval_eval.ndcg_summary({"a": coll(x=0.2, y=0.5), "b": coll(x=0.4, z=1.0)})
+    assert lines[0] == "| collection | x |"  # y and z are not on every collection
+    assert lines[2:] == ["| a | 0.200 |", "| b | 0.400 |", "| mean of 2 | 0.300 |"]
+
+
+@pytest.mark.parametrize("modes", ["colbert,dense", ","])
+def test_unknown_retrieval_modes_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    data: Path,
+    modes: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        _run(monkeypatch, tmp_path, tiny_model_dir, data, "--retrieval-modes", modes)
+    assert info.value.code == 2
+    assert "--retrieval-modes" in capsys.readouterr().err
 
 
 def test_pooled_fixed_recall_weights_collections_by_queries() -> None:
