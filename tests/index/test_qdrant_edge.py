@@ -43,6 +43,16 @@ def test_directory_layout_and_reopen(tiny_model: ColBERT, tmp_path: pathlib.Path
         assert len(other) == 0
 
 
+def test_disk_bytes_counts_what_is_allocated(tiny_model: ColBERT, tmp_path: pathlib.Path) -> None:
+    """Qdrant Edge creates 32 MiB storage files and fills them as it goes: disk_bytes() is
+    what they take on disk, not their apparent size (Linux file systems allocate lazily)."""
+    with QdrantIndex(tiny_model, path=tmp_path) as index:
+        index.add(TEXTS, ids=IDS)
+        apparent = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+        assert apparent > 32 * 2**20
+        assert 0 < index.disk_bytes() < 8 * 2**20
+
+
 def test_memory_location_removes_its_directory(tiny_model: ColBERT) -> None:
     index = QdrantIndex(tiny_model)
     index.add(TEXTS[:2])

@@ -281,7 +281,15 @@ class EdgeStore(QdrantStore):
         return [[(dict(p.payload or {}), float(p.score)) for p in points] for points in results]
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        """Bytes allocated on disk: Qdrant Edge creates its storage files at a fixed size
+        (32 MiB) and fills them as it goes, so their apparent sizes overstate it."""
+        total = 0
+        for p in self.root.rglob("*"):
+            if p.is_file():
+                st = p.stat()
+                blocks = getattr(st, "st_blocks", None)  # not on Windows
+                total += st.st_size if blocks is None else min(st.st_size, blocks * 512)
+        return total
 
     # -- internals -------------------------------------------------------------------------------
 
