@@ -204,6 +204,10 @@ def _serve(model_dir: str, spec_json: str, qfile: str) -> None:
         "rss_model_mb": rss_model,
         "rss_open_mb": rss_open,
         "rss_after_mb": rss_mb("VmRSS"),
+        # of which pages of mapped files (the index's, clean: the kernel can drop them) and
+        # the process's own memory
+        "rss_file_after_mb": rss_mb("RssFile"),
+        "rss_anon_after_mb": rss_mb("RssAnon"),
         "hwm_mb": rss_mb("VmHWM"),
         "open_s": open_s,
         "p50_ms": 1000 * statistics.median(times),
@@ -229,6 +233,26 @@ def pick_systems(names: str | None, passages: int) -> list[System]:
     return [s for s in SYSTEMS if not (s.name == "edge-mean-exact" and passages > EXACT_SCAN_MAX)]
 
 
+def distinct(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The passages with distinct texts (the first of each; equal texts would tie in every
+    ranking), under distinct ids (the pydoc corpus names passages by file name and position,
+    and some file names repeat in other directories: ``#2``, ``#3``... are appended)."""
+    texts: set[str] = set()
+    ids: set[str] = set()
+    out = []
+    for doc_id, text in items:
+        if text in texts:
+            continue
+        texts.add(text)
+        unique, n = doc_id, 1
+        while unique in ids:
+            n += 1
+            unique = f"{doc_id}#{n}"
+        ids.add(unique)
+        out.append((unique, text))
+    return out
+
+
 def queries_of(args: argparse.Namespace, texts: list[str]) -> list[str]:
     """BEIR: ``--queries`` sampled queries of the three collections; pydoc: the first 12 words
     of sampled passages (as benchmarks/index_scale.py)."""
@@ -246,6 +270,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         items = index_corpora.pydoc_passages(args.words, args.limit)
     listed = len(items)
+    items = distinct(items)
+    if len(items) < listed:
+        print(f"{listed - len(items)} passages repeat an earlier one's text: left out", flush=True)
     items, vectors = cached_vectors(model, items)
     ids = [i for i, _ in items]
     texts = [t for _, t in items]

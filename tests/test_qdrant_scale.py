@@ -100,3 +100,8 @@ def test_default_systems_leave_out_the_exact_scan_of_large_corpora() -> None:
     assert set(small) - set(large) == {"edge-mean-exact"}
     with pytest.raises(SystemExit, match="unknown systems"):
         qdrant_scale.pick_systems("exact,nope", 10)
+
+
+def test_distinct_texts_under_distinct_ids() -> None:
+    items = [("a", "x"), ("a", "y"), ("b", "x"), ("a", "z"), ("a#2", "w")]
+    assert qdrant_scale.distinct(items) == [("a", "x"), ("a#2", "y"), ("a#3", "z"), ("a#2#2", "w")]
