@@ -10,8 +10,9 @@ Usage (the caches hold the trained model's vectors; see benchmarks/index_corpora
     # passages as queries); the exact Edge scan is left out above 10,000 passages
     python benchmarks/qdrant_scale.py --corpus pydoc --words 48 --limit 100000 \
         --cache trained-pydoc48.sqlite --model ../shared/models/colbert-minilm-trained
-    # some systems only (names as in the table), each search subprocess twice
-    python benchmarks/qdrant_scale.py ... --systems exact,edge-mean-200 --repeat 2
+    # some systems only (names as in the table, or other prefetch limits: edge-mean-800),
+    # each search subprocess twice
+    python benchmarks/qdrant_scale.py ... --systems exact,edge-mean-800 --repeat 2
 
 Never encodes passages: only those whose vectors are in ``--cache`` are indexed (how many is
 printed). Queries are encoded once, in this process. Systems:
@@ -223,13 +224,27 @@ def _serve(model_dir: str, spec_json: str, qfile: str) -> None:
 # -- the run -----------------------------------------------------------------------------------
 
 
+def system_named(name: str) -> System:
+    """A system of :data:`SYSTEMS`, or another Edge row: ``edge-mean-<prefetch>``,
+    ``edge-muvera-<prefetch>`` (``exact`` for no first stage), ``edge-int8-<prefetch>``,
+    ``edge-binary-<prefetch>``."""
+    for system in SYSTEMS:
+        if system.name == name:
+            return system
+    parts = name.split("-")
+    if len(parts) == 3 and parts[0] == "edge" and parts[1] in ("mean", "muvera", "int8", "binary"):
+        limit = None if parts[2] == "exact" else int(parts[2]) if parts[2].isdigit() else 0
+        if limit is None or limit > 0:
+            if parts[1] in ("mean", "muvera"):
+                return edge(parts[1], limit)
+            return edge("mean", limit, parts[1])
+    known = ", ".join(s.name for s in SYSTEMS)
+    raise SystemExit(f"unknown system {name!r}; known: {known}, or edge-<fixed or quantization>-N")
+
+
 def pick_systems(names: str | None, passages: int) -> list[System]:
     if names:
-        known = {s.name: s for s in SYSTEMS}
-        unknown = [n for n in names.split(",") if n not in known]
-        if unknown:
-            raise SystemExit(f"unknown systems {unknown}; known: {', '.join(known)}")
-        return [known[n] for n in names.split(",")]
+        return [system_named(n) for n in names.split(",")]
     return [s for s in SYSTEMS if not (s.name == "edge-mean-exact" and passages > EXACT_SCAN_MAX)]
 
 

@@ -98,8 +98,15 @@ def test_default_systems_leave_out_the_exact_scan_of_large_corpora() -> None:
     large = [s.name for s in qdrant_scale.pick_systems(None, 100_000)]
     assert "edge-mean-exact" in small and "edge-mean-exact" not in large
     assert set(small) - set(large) == {"edge-mean-exact"}
-    with pytest.raises(SystemExit, match="unknown systems"):
-        qdrant_scale.pick_systems("exact,nope", 10)
+    named = qdrant_scale.pick_systems("edge-mean-800,edge-binary-50,edge-muvera-exact", 10)
+    assert [(s.name, dict(s.build), dict(s.search)) for s in named] == [
+        ("edge-mean-800", {"fixed": "mean", "quantization": None}, {"prefetch_limit": 800}),
+        ("edge-binary-50", {"fixed": "mean", "quantization": "binary"}, {"prefetch_limit": 50}),
+        ("edge-muvera-exact", {"fixed": "muvera", "quantization": None}, {"prefetch_limit": None}),
+    ]
+    for bad in ("nope", "edge-mean-0", "edge-mean-x", "edge-pq-100"):
+        with pytest.raises(SystemExit, match="unknown system"):
+            qdrant_scale.pick_systems(f"exact,{bad}", 10)
 
 
 def test_distinct_texts_under_distinct_ids() -> None:
