@@ -34,6 +34,10 @@ SMOKE_ARGS: dict[str, tuple[list[str], str]] = {
         "document-embedding cache",
     ),
     "rerank_server.py": ([], "POST /rerank (TEI)"),
+    "qdrant_hybrid.py": (
+        ["--data", str(DATA / "cranfield"), "--docs", "30", "--queries", "3"],
+        "hybrid   nDCG@10",
+    ),
 }
 
 

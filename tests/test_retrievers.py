@@ -195,7 +195,7 @@ def test_lc_from_model_path(tiny_model_dir: pathlib.Path) -> None:
 
 
 def test_lc_on_qdrant_and_in_a_chain(tiny_model: ColBERT) -> None:
-    with QdrantIndex(tiny_model, prefetch_limit=None) as qdrant:
+    with QdrantIndex(tiny_model, prefetch_limit=None, retrieval_mode="colbert") as qdrant:
         retriever = LCRetriever.from_documents(lc_docs(), index=qdrant, k=3)
         exact = LCRetriever.from_documents(lc_docs(), model=tiny_model, k=3)
         got, expected = retriever.invoke(QUERY), exact.invoke(QUERY)
@@ -366,7 +366,7 @@ def test_li_from_documents(tiny_model: ColBERT) -> None:
 
 def test_li_on_qdrant(tiny_model: ColBERT) -> None:
     exact = LIRetriever.from_nodes(li_nodes(), model=tiny_model, similarity_top_k=3)
-    with QdrantIndex(tiny_model, prefetch_limit=None) as qdrant:
+    with QdrantIndex(tiny_model, prefetch_limit=None, retrieval_mode="colbert") as qdrant:
         retriever = LIRetriever.from_nodes(li_nodes(), index=qdrant, similarity_top_k=3)
         got, expected = retriever.retrieve(QUERY), exact.retrieve(QUERY)
         assert [n.node for n in got] == [n.node for n in expected]

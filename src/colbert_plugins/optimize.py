@@ -34,6 +34,7 @@ import importlib.util
 import io
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -307,10 +308,13 @@ def _cached(
         if reason.startswith(stamp):
             raise _FusedGraphMismatchError(reason[len(stamp) :] + f" (remembered in {rejected})")
     target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target_dir, prefix=f".{variant}-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=target_dir, prefix=f".{variant}-") as tmp,
+        tempfile.TemporaryDirectory(dir=target_dir, prefix=".source-") as linked,
+    ):
         staged = Path(tmp) / target.name
         try:
-            build(source, staged)
+            build(_without_symlinks(source, Path(linked)), staged)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not prepare the {variant} graph of {source}: {exc}"
@@ -333,6 +337,19 @@ def _cached(
                 os.replace(part, target_dir / part.name)
         os.replace(staged, target)
     return target
+
+
+def _without_symlinks(source: Path, workdir: Path) -> Path:
+    """``source``, or, when its external-data files are symbolic links (a Hugging Face cache
+    links them to its blobs, and ``onnx`` refuses to read external data through symbolic or
+    hard links), a copy of the graph and its data in ``workdir`` (removed once the prepared
+    graph is written)."""
+    parts = [source, *sorted(source.parent.glob(source.name + "*data"))]
+    if not any(p.is_symlink() for p in parts[1:]):
+        return source
+    for part in parts:
+        shutil.copyfile(part.resolve(), workdir / part.name)
+    return workdir / source.name
 
 
 def _compare(reference: Path, candidate: Path) -> float:

@@ -93,6 +93,19 @@ def test_external_data_graph_is_optimized(tmp_path: pathlib.Path) -> None:
     )
 
 
+def test_symlinked_external_data_is_optimized(tmp_path: pathlib.Path) -> None:
+    """A Hugging Face cache links a snapshot's files to its blobs; onnx refuses to read
+    external data through a link, so the graph is fused from a linked-free copy."""
+    root = build_model_dir(tmp_path / "m", onnx_name="onnx/model.onnx", external_data=True)
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    for part in (root / "onnx").iterdir():
+        (snapshot / part.name).symlink_to(part)
+    prepared = prepare_graph(snapshot / "model.onnx", BERT, optimize=True, directory=tmp_path / "c")
+    assert prepared != snapshot / "model.onnx" and prepared.name.startswith("fused")
+    assert [p.name for p in (tmp_path / "c").rglob(".source-*")] == []  # cleaned up
+
+
 def test_bad_values_and_missing_dependency(
     tiny_model_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from qdrant_client import models
+from qdrant_client import QdrantClient, models
 
 from colbert_plugins import ColBERT
 from colbert_plugins.errors import InvalidArgumentError, InvalidArgumentTypeError
@@ -177,7 +177,10 @@ def exact(tiny_model: ColBERT) -> InMemoryIndex:
     return index
 
 
-@pytest.fixture(scope="module", params=["memory", "memory-fp16", "qdrant-full", "qdrant-prefetch"])
+@pytest.fixture(
+    scope="module",
+    params=["memory", "memory-fp16", "qdrant-full", "qdrant-prefetch", "qdrant-server"],
+)
 def backend(request: pytest.FixtureRequest, tiny_model: ColBERT) -> Iterator[ColBERTIndex]:
     index: ColBERTIndex
     if request.param == "memory":
@@ -185,11 +188,16 @@ def backend(request: pytest.FixtureRequest, tiny_model: ColBERT) -> Iterator[Col
     elif request.param == "memory-fp16":
         index = InMemoryIndex(tiny_model, dtype="float16")
     elif request.param == "qdrant-full":
-        index = QdrantIndex(tiny_model, prefetch_limit=None)
+        index = QdrantIndex(tiny_model, prefetch_limit=None, retrieval_mode="colbert")
+    elif request.param == "qdrant-server":
+        # The server API (qdrant-client's local mode emulates it), with a small prefetch.
+        index = QdrantIndex(
+            tiny_model, client=QdrantClient(":memory:"), prefetch_limit=2, retrieval_mode="colbert"
+        )
     else:
         # 2 candidates from the fixed vector: unless the filter also restricts the prefetch,
         # most filtered searches would come back short.
-        index = QdrantIndex(tiny_model, prefetch_limit=2, fixed="mean")
+        index = QdrantIndex(tiny_model, prefetch_limit=2, fixed="mean", retrieval_mode="colbert")
     index.add(TEXTS, ids=IDS, metadatas=METADATAS)
     yield index
     if isinstance(index, QdrantIndex):
@@ -287,7 +295,8 @@ def test_qdrant_filter_shapes() -> None:
     assert by_key["metadata.lang"].match == models.MatchValue(value="fr")
     assert by_key["metadata.n"].range == models.Range(gte=2, lte=2)
     assert by_key["metadata.tags"].match == models.MatchAny(any=["a", "b"])
-    assert by_key["metadata.f"].match == models.MatchValue(value=True)
+    # Booleans match the payload's "bools" keywords (Qdrant Edge 0.9 never matches a bool).
+    assert by_key["bools.f"].match == models.MatchValue(value="true")
     assert any(isinstance(c, models.IsNullCondition) for c in built.must)
     mixed = qdrant_filter({"a": ["x", 1, True, None]}).must
     assert mixed is not None and isinstance(mixed[0], models.Filter)

@@ -526,3 +526,14 @@ def test_upsert_rejects_wrong_vectors(tiny_model: ColBERT) -> None:
     idx = InMemoryIndex(tiny_model)
     with pytest.raises(ColBERTError, match="shape"):
         idx._upsert(["a"], ["t"], [{}], [np.zeros((2, 3), np.float32)])
+
+
+def test_retrieval_mode_is_colbert_only_without_qdrant(tiny_model: ColBERT) -> None:
+    index = InMemoryIndex(tiny_model)
+    index.add(["the cat sat", "a dog ran"], ids=["c", "d"])
+    assert index.retrieval_modes == ("colbert",)
+    assert index.search("cat", k=1, retrieval_mode="colbert") == index.search("cat", k=1)
+    with pytest.raises(InvalidArgumentError, match="need a QdrantIndex"):
+        index.search("cat", retrieval_mode="hybrid")
+    with pytest.raises(InvalidArgumentError, match="retrieval_mode must be one of 'colbert'"):
+        index.search_batch(["cat"], retrieval_mode="dense")

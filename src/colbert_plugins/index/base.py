@@ -131,6 +131,9 @@ class ColBERTIndex(ABC):
     """
 
     model: ColBERT
+    #: The ``retrieval_mode`` values :meth:`search` accepts: ColBERT (MaxSim) here;
+    #: :class:`~colbert_plugins.index.qdrant.QdrantIndex` adds ``"bm25"`` and ``"hybrid"``.
+    retrieval_modes: tuple[str, ...] = ("colbert",)
 
     def add(
         self,
@@ -192,7 +195,12 @@ class ColBERTIndex(ABC):
             self._upsert(ids[part], texts[part], metadatas[part], vectors)
 
     def search(
-        self, query: str, k: int = 10, *, filter: MetadataFilter | None = None
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+        retrieval_mode: str | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best documents for ``query``, best first (an empty index gives ``[]``).
 
@@ -203,7 +211,10 @@ class ColBERTIndex(ABC):
                 ``{"source": "a.pdf"}`` (equality), ``{"year": [2023, 2024]}`` (membership),
                 several fields must all hold. The filter is applied before the top-``k`` cut:
                 ``k`` documents come back whenever ``k`` matching documents exist.
+            retrieval_mode: one of :attr:`retrieval_modes` (``None``: the index's default,
+                ``"colbert"`` here).
         """
+        self.check_retrieval_mode(retrieval_mode)
         query = check_query(query)
         k = check_k(k)
         checked = check_filter(filter)
@@ -212,14 +223,20 @@ class ColBERTIndex(ABC):
         return self.search_vectors(self.model.encode_queries([query])[0], k, filter=checked)
 
     def search_batch(
-        self, queries: Sequence[str], k: int = 10, *, filter: MetadataFilter | None = None
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        filter: MetadataFilter | None = None,
+        retrieval_mode: str | None = None,
     ) -> list[list[SearchHit]]:
         """:meth:`search` for several queries: one list of hits per query, in order.
 
         The queries are encoded together and scored by :meth:`search_vectors_batch`, which
         backends that can (:class:`~colbert_plugins.index.InMemoryIndex`) answer in one pass
-        over the stored vectors. ``filter`` applies to every query.
+        over the stored vectors. ``filter`` and ``retrieval_mode`` apply to every query.
         """
+        self.check_retrieval_mode(retrieval_mode)
         texts = _check_queries(queries)
         k = check_k(k)
         checked = check_filter(filter)
@@ -252,6 +269,23 @@ class ColBERTIndex(ABC):
         checked = check_filter(filter)
         k = check_k(k)
         return self._search_vectors_batch(queries, k, checked)
+
+    def check_retrieval_mode(self, mode: object) -> str:
+        """``mode`` if this index runs it (``None``: ``"colbert"``), else an
+        :class:`~colbert_plugins.errors.InvalidArgumentError` that lists the modes it runs."""
+        if mode is None:
+            return "colbert"
+        if mode not in self.retrieval_modes:
+            hint = (
+                "; BM25 and hybrid retrieval need a QdrantIndex (colbert_plugins.index.qdrant)"
+                if mode in ("bm25", "hybrid")
+                else ""
+            )
+            raise InvalidArgumentError(
+                f"retrieval_mode must be one of {', '.join(map(repr, self.retrieval_modes))} "
+                f"for {type(self).__name__}, got {mode!r}{hint}"
+            )
+        return str(mode)
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and bool(self.get([doc_id], missing_ok=True))
