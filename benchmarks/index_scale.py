@@ -432,17 +432,22 @@ def report_stages(row: dict[str, Any], exact: list[list[str]]) -> None:
         )
 
 
-def beir_queries(n: int, seed: int) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
+def beir_queries(
+    n: int, seed: int, data: Path | None = None
+) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
+    """``n`` sampled queries of Cranfield, CISI and SciFact in ``data`` (default
+    :data:`index_corpora.DATA`): ids, texts, and every collection's qrels."""
+    data = DATA if data is None else data
     qids: list[str] = []
     texts: list[str] = []
     qrels: dict[str, dict[str, int]] = {}
     for name in ("cranfield", "cisi", "scifact"):
-        with (DATA / name / "queries.jsonl").open(encoding="utf-8") as fh:
+        with (data / name / "queries.jsonl").open(encoding="utf-8") as fh:
             for line in fh:
                 q = json.loads(line)
                 qids.append(f"{name}:{q['_id']}")
                 texts.append(q["text"])
-        with (DATA / name / "qrels.tsv").open(encoding="utf-8") as fh:
+        with (data / name / "qrels.tsv").open(encoding="utf-8") as fh:
             for line in fh:
                 parts = line.split()
                 if len(parts) < 3 or not parts[-1].lstrip("-").isdigit():
