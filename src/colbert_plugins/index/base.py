@@ -50,6 +50,7 @@ __all__ = [
     "check_json_metadata",
     "check_k",
     "check_known",
+    "check_queries",
     "check_query_batch",
     "check_query_vectors",
     "document_line",
@@ -237,7 +238,7 @@ class ColBERTIndex(ABC):
         over the stored vectors. ``filter`` and ``retrieval_mode`` apply to every query.
         """
         self.check_retrieval_mode(retrieval_mode)
-        texts = _check_queries(queries)
+        texts = check_queries(queries)
         k = check_k(k)
         checked = check_filter(filter)
         if not texts or len(self) == 0:
@@ -592,7 +593,8 @@ def check_query_batch(queries: Any, dim: int) -> list[FloatArray]:
     return [check_query_vectors(query, dim) for query in queries]
 
 
-def _check_queries(queries: Any) -> list[str]:
+def check_queries(queries: Any) -> list[str]:
+    """The checked query texts of a batch (a list or other iterable of strings, not one)."""
     if isinstance(queries, str | bytes) or not isinstance(queries, Iterable):
         raise InvalidArgumentTypeError(
             f"queries must be a list of strings (one query: use search), got "

@@ -154,13 +154,6 @@ class ClientStore(QdrantStore):
             info = self.client.get_collection(self.collection)
         return sorted(info.payload_schema or {})
 
-    def sample_payload(self) -> dict[str, Any] | None:
-        with self._lock:
-            sample, _ = self.client.scroll(
-                self.collection, limit=1, with_payload=list(SAMPLE_FIELDS), with_vectors=False
-            )
-        return dict(sample[0].payload or {}) if sample else None
-
     def count(self) -> int:
         with self._lock:
             return int(self.client.count(self.collection, exact=True).count)

@@ -249,6 +249,7 @@ class EdgeStore(QdrantStore):
                 return
 
     def sample_payload(self) -> dict[str, Any] | None:
+        """One point's ``model_key``, ``fixed`` and ``bm25_avg_len`` (``None``: no points)."""
         for payload in self.scroll(list(SAMPLE_FIELDS)):
             return payload
         return None

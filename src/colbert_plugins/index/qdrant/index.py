@@ -25,6 +25,7 @@ from ..base import (
     check_json_metadata,
     check_k,
     check_known,
+    check_queries,
 )
 from .bm25 import Bm25Encoder
 from .layout import (
@@ -188,7 +189,7 @@ class QdrantIndex(ColBERTIndex):
         self._bm25: Bm25Encoder | None = None
         self.edge = url is None and client is None
         if self.edge:
-            self._store, self.layout = self._open_edge(
+            self._store, self.layout, sample = self._open_edge(
                 None if path is None else Path(path) / collection,
                 requested_fixed,
                 muvera,
@@ -204,13 +205,13 @@ class QdrantIndex(ColBERTIndex):
                     "quantization= applies to Qdrant Edge; configure a server collection's "
                     "quantization on the server"
                 )
-            self._store, self.layout = self._open_server(
+            self._store, self.layout, sample = self._open_server(
                 url, api_key, client, client_kwargs, requested_fixed, muvera, bm25, check_model_key
             )
         self.retrieval_mode: str = "colbert"
         try:
             if self.layout.bm25:
-                avg_len = (self._store.sample_payload() or {}).get("bm25_avg_len")
+                avg_len = (sample or {}).get("bm25_avg_len")
                 if isinstance(avg_len, int | float) and avg_len > 0:
                     self._bm25 = Bm25Encoder(avg_len)
             if retrieval_mode is None:
@@ -241,7 +242,8 @@ class QdrantIndex(ColBERTIndex):
         on_disk: bool,
         search_threads: int | None,
         check_model_key: bool,
-    ) -> tuple[QdrantStore, Layout]:
+    ) -> tuple[QdrantStore, Layout, dict[str, Any] | None]:
+        """The store, its layout, and one point's payload (``None``: a new collection)."""
         from .edge import EdgeStore
 
         store = EdgeStore(
@@ -252,12 +254,12 @@ class QdrantIndex(ColBERTIndex):
             if manifest is None:
                 layout = self._new_layout(fixed, muvera, bm25)
                 store.create(layout, self._identity())
-                return store, layout
+                return store, layout, None
             check_index_model(store.root, manifest, self.model, check_model_key)
             layout = _manifest_layout(manifest, self.model)
             self._check_requested(layout, fixed, muvera, bm25, str(store.root))
             store.open(layout, manifest)
-            return store, layout
+            return store, layout, store.sample_payload()
         except BaseException:
             store.close()
             raise
@@ -272,7 +274,8 @@ class QdrantIndex(ColBERTIndex):
         muvera: Muvera | None,
         bm25: bool | None,
         check_model_key: bool,
-    ) -> tuple[QdrantStore, Layout]:
+    ) -> tuple[QdrantStore, Layout, dict[str, Any] | None]:
+        """As :meth:`_open_edge`, on a server."""
         from .client import ClientStore, QdrantClient  # names the extra when it is missing
 
         if client is not None and not isinstance(client, QdrantClient):
@@ -287,9 +290,9 @@ class QdrantIndex(ColBERTIndex):
         if found is None:
             layout = self._new_layout(fixed, muvera, bm25)
             store.create(layout)
-            return store, layout
+            return store, layout, None
         layout = self._server_layout(found, fixed, muvera, bm25, check_model_key)
-        return store, layout
+        return store, layout, found["payload"]
 
     def _new_layout(self, fixed: str | None, muvera: Muvera | None, bm25: bool | None) -> Layout:
         return Layout(
@@ -486,7 +489,7 @@ class QdrantIndex(ColBERTIndex):
         mode = self.check_retrieval_mode(retrieval_mode)
         if mode == "colbert":
             return super().search_batch(queries, k, filter=filter, retrieval_mode="colbert")
-        texts = [check_query(q) for q in _check_sequence(queries)]
+        texts = check_queries(queries)
         k = check_k(k)
         checked = check_filter(filter)
         if not texts:
@@ -658,14 +661,6 @@ def _hits(points: list[ScoredPayload], scale: float) -> list[SearchHit]:
         )
         for payload, score in points
     ]
-
-
-def _check_sequence(queries: Any) -> list[Any]:
-    if isinstance(queries, str) or not isinstance(queries, Sequence):
-        raise InvalidArgumentTypeError(
-            f"queries must be a list of strings, got {type(queries).__name__}"
-        )
-    return list(queries)
 
 
 def _manifest_layout(manifest: dict[str, Any], model: ColBERT) -> Layout:

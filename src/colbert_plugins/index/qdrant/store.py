@@ -54,10 +54,6 @@ class QdrantStore(ABC):
         """The payload paths the engine has an index on."""
 
     @abstractmethod
-    def sample_payload(self) -> dict[str, Any] | None:
-        """One point's ``model_key``, ``fixed`` and ``bm25_avg_len`` (``None``: no points)."""
-
-    @abstractmethod
     def count(self) -> int:
         """Number of points."""
 
