@@ -279,3 +279,21 @@ def test_help_shows_the_defaults(
     text = " ".join(capsys.readouterr().out.split())
     for fragment in shown:
         assert fragment in text, text
+
+
+def test_the_command_line_names_the_index_modes_and_files() -> None:
+    """cli/index.py keeps its own copies (importing the Qdrant package at start-up would load
+    qdrant-edge-py for every command): they must stay the index's."""
+    from colbert_plugins.cli import index as cli_index
+    from colbert_plugins.index.qdrant import RETRIEVAL_MODES
+    from colbert_plugins.index.qdrant.edge import MANIFEST
+
+    assert cli_index.RETRIEVAL_MODES == RETRIEVAL_MODES
+    assert cli_index._QDRANT_MANIFEST == MANIFEST
+    assert cli_index.QDRANT_COLLECTION == "colbert" == _default_collection()
+
+
+def _default_collection() -> str:
+    import inspect
+
+    return str(inspect.signature(QdrantIndex.__init__).parameters["collection"].default)
