@@ -156,11 +156,7 @@ class QdrantIndex(ColBERTIndex):
             raise InvalidArgumentError('muvera= only applies with fixed="muvera"')
         if bm25 is not None and not isinstance(bm25, bool):
             raise InvalidArgumentTypeError(f"bm25 must be True or False, got {bm25!r}")
-        if retrieval_mode not in (None, *RETRIEVAL_MODES):
-            raise InvalidArgumentError(
-                f"retrieval_mode must be one of {', '.join(map(repr, RETRIEVAL_MODES))}, got "
-                f"{retrieval_mode!r}"
-            )
+        ColBERTIndex.check_retrieval_mode(self, retrieval_mode)  # before anything opens
         if quantization not in _QUANTIZATIONS:
             raise InvalidArgumentError(
                 f'quantization must be None, "int8" or "binary", got {quantization!r}'
@@ -509,20 +505,14 @@ class QdrantIndex(ColBERTIndex):
     def check_retrieval_mode(self, mode: object) -> str:
         """``mode`` (``None``: the index's ``retrieval_mode``) if this collection can run
         it, else an :class:`~colbert_plugins.errors.InvalidArgumentError` saying why."""
-        if mode is None:
-            mode = self.retrieval_mode
-        if mode not in RETRIEVAL_MODES:
-            raise InvalidArgumentError(
-                f"retrieval_mode must be one of {', '.join(map(repr, RETRIEVAL_MODES))}, got "
-                f"{mode!r}"
-            )
+        mode = super().check_retrieval_mode(self.retrieval_mode if mode is None else mode)
         if mode != "colbert" and not self.layout.bm25:
             raise InvalidArgumentError(
                 f"retrieval_mode {mode!r} needs BM25 vectors, and this collection was created "
                 'without them (bm25=False): use retrieval_mode="colbert", or build a new '
                 "collection with bm25=True"
             )
-        return str(mode)
+        return mode
 
     def _search_vectors(
         self, query: FloatArray, k: int, filter: dict[str, Any] | None
